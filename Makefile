@@ -1,0 +1,27 @@
+# Lookalike: the two commands of the README, and the pieces they are made of.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install install-dev test-deps
+
+## demo: set up everything offline, train, ingest the demo catalogue and search it
+demo: install
+	$(BIN)/lookalike demo
+
+## test: install the test dependencies (Python packages, a MariaDB server) and run every test
+test: install-dev test-deps
+	$(BIN)/python -m pytest
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt -e .
+
+test-deps:
+	scripts/install-test-deps.sh

@@ -1,0 +1,1 @@
+"""The ``lookalike`` command: database, training, ingest, re-embed, search, serve and the demo."""

@@ -1,0 +1,224 @@
+"""``lookalike``: the admin's and developer's command line.
+
+The model and the store are built here, once, from the settings, and passed to what uses them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from config import Settings
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+DEMO_WEIGHTS = DEMO_DIR / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
+
+
+def _store(settings: Settings, upgrade: bool = False):
+    from db.migrate import require_current, upgrade as upgrade_schema
+    from db.store import Store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if upgrade:
+        upgrade_schema(settings.resolved_database_url)
+    store = Store.from_url(settings.resolved_database_url)
+    require_current(store.engine)
+    return store
+
+
+def _model(settings: Settings):
+    from model.network import EmbeddingModel
+
+    return EmbeddingModel.load(settings.resolved_model_path, settings.batch_size)
+
+
+def cmd_db(args, settings: Settings) -> None:
+    from db import migrate
+
+    if args.action == "upgrade":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(settings.resolved_database_url, args.revision or "head")
+    else:
+        migrate.downgrade(settings.resolved_database_url, args.revision or "-1")
+    print(f"database at revision {migrate.current_revision(_engine(settings)) or 'none'}")
+
+
+def _engine(settings: Settings):
+    from db.store import create_db_engine
+
+    return create_db_engine(settings.resolved_database_url)
+
+
+def cmd_train(args, settings: Settings) -> None:
+    from ingest.catalogue import list_catalogue
+    from model.training import TrainConfig
+
+    config = TrainConfig(backbone=args.backbone or settings.backbone, weights=args.weights or settings.weights,
+                         input_size=args.input_size or settings.input_size, optimizer=args.optimizer,
+                         learning_rate=args.learning_rate, epochs=args.epochs, batch_size=settings.batch_size,
+                         validation_split=args.validation_split, patience=args.patience, augment=args.augment)
+    train_and_save(list_catalogue(args.catalogue), config, settings.resolved_model_path)
+
+
+def train_and_save(files, config, model_path: Path) -> None:
+    from model.training import train
+
+    result = train(files, config, checkpoint_path=model_path.with_suffix(".best.weights.h5"))
+    for path, reason in result.rejected:
+        print(f"skipped {path}: {reason}")
+    result.model.save(model_path)
+    best = {k: v for k, v in result.model.card.training.items() if k.startswith("best_")}
+    print(f"saved model {result.model.version} to {model_path} ({len(result.model.categories)} categories, "
+          f"{result.epochs_run} epochs, {result.seconds_per_epoch:.2f} s/epoch, {best})")
+
+
+def cmd_ingest(args, settings: Settings) -> None:
+    from ingest.catalogue import list_catalogue, load_metadata
+    from ingest.loader import Loader
+
+    files = list_catalogue(args.catalogue, args.category)
+    metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
+    loader = Loader(_model(settings), _store(settings), settings.batch_size, settings.max_image_pixels)
+    report = loader.ingest(files, metadata)
+    print(report.summary())
+
+
+def cmd_reembed(args, settings: Settings) -> None:
+    from ingest.loader import Loader
+
+    model = _model(settings)
+    loader = Loader(model, _store(settings), settings.batch_size, settings.max_image_pixels)
+    counts = loader.reembed(prune=not args.keep_old)
+    print(f"model {model.version}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def cmd_search(args, settings: Settings) -> None:
+    print(format_result(_service(settings).search(Path(args.image).read_bytes(), args.k, args.metric, args.scope)))
+
+
+def _service(settings: Settings):
+    from search.service import SearchService
+
+    return SearchService(_model(settings), _store(settings), settings.top_k, settings.metric, settings.scope,
+                         settings.max_image_pixels)
+
+
+def format_result(result) -> str:
+    """A search result as a plain-text table."""
+    category, p = result.predicted
+    lines = [f"predicted category: {category} ({100 * p:.1f} %); searched: {', '.join(result.searched)}",
+             f"{'#':>3}  {'product':>8}  {'external id':<14} {'category':<16} {'distance':>8}  {'similarity':>10}"]
+    for i, match in enumerate(result.matches, 1):
+        lines.append(f"{i:>3}  {match.product.id:>8}  {match.product.external_id[:14]:<14} "
+                     f"{match.product.category[:16]:<16} {match.distance:>8.4f}  {match.similarity:>9.1f}%")
+    if not result.matches:
+        lines.append("  (no stored products in the searched categories)")
+    lines.append("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
+    return "\n".join(lines)
+
+
+def cmd_categories(args, settings: Settings) -> None:
+    for name, count in _store(settings).category_counts().items():
+        print(f"{count:>7}  {name}")
+
+
+def cmd_demo(args, settings: Settings) -> None:
+    """Set up the embedded demo from the committed assets: schema, model, catalogue, one search."""
+    from ingest.catalogue import list_catalogue, load_metadata
+    from ingest.loader import Loader
+    from model.training import TrainConfig
+    from search.service import SearchService
+
+    offline = settings.demo_backbone == "mobilenet_v2"
+    print(f"Lookalike demo: backbone {settings.demo_backbone}, "
+          + ("offline ImageNet weights from demo/weights (ResNet50's cannot be fetched without internet; "
+             "set LOOKALIKE_DEMO_BACKBONE=resnet50 where they are available)" if offline
+             else "ImageNet weights through Keras (its cache, or a download)"))
+    print(f"database: {settings.resolved_database_url}")
+    store = _store(settings, upgrade=True)
+    model_path = settings.resolved_model_path
+    files = list_catalogue(DEMO_DIR / "catalogue")
+    if not _model_fits(model_path, settings.demo_backbone):
+        weights = str(DEMO_WEIGHTS) if offline else "imagenet"
+        train_and_save(files, TrainConfig(backbone=settings.demo_backbone, weights=weights, epochs=40,
+                                          batch_size=settings.batch_size), model_path)
+    model = _model(settings)
+    print(Loader(model, store, settings.batch_size, settings.max_image_pixels)
+          .ingest(files, load_metadata(DEMO_DIR / "products.csv", files)).summary())
+    service = SearchService(model, store, settings.top_k, settings.metric, settings.scope, settings.max_image_pixels)
+    query = sorted((DEMO_DIR / "queries").rglob("*.jpg"))[0]
+    print(f"\nsearching with {query.relative_to(DEMO_DIR)} (k=5):")
+    print(format_result(service.search(query.read_bytes(), k=5)))
+
+
+def _model_fits(model_path: Path, backbone: str) -> bool:
+    from model.network import card_path
+    import json
+
+    card = card_path(model_path)
+    return model_path.is_file() and card.is_file() and json.loads(card.read_text())["backbone"] == backbone
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lookalike", description="Visual product search: the command line. "
+                                     "Settings come from LOOKALIKE_* environment variables (see README).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="upgrade or downgrade the database schema (Alembic)")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("revision", nargs="?", help="target revision (default: head for upgrade, -1 for downgrade)")
+    db.set_defaults(func=cmd_db)
+
+    train = sub.add_parser("train", help="train the classifier+embedding head on a catalogue folder")
+    train.add_argument("catalogue", type=Path, help="a folder of category folders")
+    train.add_argument("--backbone", help="resnet50, mobilenet_v2, vgg16 or small_cnn (default: settings)")
+    train.add_argument("--weights", help="imagenet, none or a weights file (default: settings)")
+    train.add_argument("--input-size", type=int, default=0)
+    train.add_argument("--optimizer", choices=["adam", "rmsprop"], default="adam")
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--validation-split", type=float, default=0.2)
+    train.add_argument("--patience", type=int, default=5)
+    train.add_argument("--augment", action="store_true", help="flips, rotation, zoom, brightness, contrast")
+    train.set_defaults(func=cmd_train)
+
+    ingest = sub.add_parser("ingest", help="load a catalogue folder (and metadata CSV) into the store")
+    ingest.add_argument("catalogue", type=Path, help="a folder of category folders (or one flat folder)")
+    ingest.add_argument("--csv", type=Path, help="per-product metadata, joined by file name or id")
+    ingest.add_argument("--csv-key", help="the CSV column holding the file name or id (default: detected)")
+    ingest.add_argument("--category", help="category of files lying directly in the folder")
+    ingest.set_defaults(func=cmd_ingest)
+
+    reembed = sub.add_parser("reembed", help="embed every stored product with the current model")
+    reembed.add_argument("--keep-old", action="store_true", help="keep other model versions' vectors")
+    reembed.set_defaults(func=cmd_reembed)
+
+    search = sub.add_parser("search", help="search the catalogue with an image file and print a table")
+    search.add_argument("image", type=Path)
+    search.add_argument("-k", type=int, default=None)
+    search.add_argument("--metric", choices=["euclidean", "cosine"])
+    search.add_argument("--scope", choices=["category", "all"])
+    search.set_defaults(func=cmd_search)
+
+    categories = sub.add_parser("categories", help="list categories with their product counts")
+    categories.set_defaults(func=cmd_categories)
+
+    demo = sub.add_parser("demo", help="set up the embedded demo (schema, model, catalogue) and run a search")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args, Settings.from_env())
+    except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
+        print(f"lookalike: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""Settings: every knob of Lookalike, read once from environment variables."""
+from config.settings import Settings
+
+__all__ = ["Settings"]

@@ -1,0 +1,96 @@
+"""One settings object built from ``LOOKALIKE_*`` environment variables.
+
+Nothing else in the code reads the environment, so tests build a ``Settings`` by hand and every path
+comes from here instead of being hard-coded.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+METRICS = ("euclidean", "cosine")
+SCOPES = ("category", "all")
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from e
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = environ.get(name) or default
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration.
+
+    Attributes:
+        data_dir: where the embedded SQLite database and the trained model live by default.
+        database_url: SQLAlchemy URL; empty means the embedded SQLite file in ``data_dir``.
+        model_path: the trained ``.keras`` file (its ``.meta.json`` sits beside it).
+        backbone: registry name used when training a new model.
+        weights: ``imagenet`` (Keras's own loader and cache), ``none``, or a local weights file.
+        input_size: side of the square network input; 0 means the backbone's default.
+        top_k: results returned by a search unless the caller asks otherwise.
+        batch_size: images per forward pass and per committed batch of rows.
+        metric, scope: defaults of a search (``euclidean|cosine``, ``category|all``).
+        max_upload_bytes: largest image accepted for a search or an ingest.
+        max_image_pixels: decoded images larger than this are refused (decompression bombs).
+        demo_backbone: backbone of the demo; ``mobilenet_v2`` uses the offline weights shipped in
+            ``demo/weights``, any other uses Keras's ImageNet loader (cache, or a download with internet).
+    """
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    model_path: Path | None = None
+    backbone: str = "resnet50"
+    weights: str = "imagenet"
+    input_size: int = 0
+    top_k: int = 30
+    batch_size: int = 32
+    metric: str = "euclidean"
+    scope: str = "category"
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    demo_backbone: str = "mobilenet_v2"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("LOOKALIKE_DATA_DIR") or "var")
+        model_path = env.get("LOOKALIKE_MODEL_PATH")
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("LOOKALIKE_DATABASE_URL", ""),
+            model_path=Path(model_path) if model_path else None,
+            backbone=env.get("LOOKALIKE_BACKBONE") or "resnet50",
+            weights=env.get("LOOKALIKE_WEIGHTS") or "imagenet",
+            input_size=_int(env, "LOOKALIKE_INPUT_SIZE", 0),
+            top_k=_int(env, "LOOKALIKE_TOP_K", 30),
+            batch_size=_int(env, "LOOKALIKE_BATCH_SIZE", 32),
+            metric=_choice(env, "LOOKALIKE_METRIC", "euclidean", METRICS),
+            scope=_choice(env, "LOOKALIKE_SCOPE", "category", SCOPES),
+            max_upload_bytes=_int(env, "LOOKALIKE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+            max_image_pixels=_int(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
+            demo_backbone=env.get("LOOKALIKE_DEMO_BACKBONE") or "mobilenet_v2",
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file when none is set."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lookalike.db').resolve()}"
+
+    @property
+    def resolved_model_path(self) -> Path:
+        return self.model_path or self.data_dir / "model.keras"

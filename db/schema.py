@@ -1,0 +1,75 @@
+"""The tables, as SQLAlchemy models. Alembic migrations create them; a test keeps both in step.
+
+Vectors live apart from images so that a new model re-embeds without touching images, and a search
+reads vectors without ever reading image bytes.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String,
+                        UniqueConstraint)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# MySQL's plain BLOB stops at 64 KiB: product photos need LONGBLOB there.
+ImageBlob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+VectorBlob = LargeBinary().with_variant(mysql.BLOB(), "mysql", "mariadb")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# InnoDB for transactions and foreign keys; utf8mb4 so any product name or story can be stored.
+MYSQL_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+
+class Category(Base):
+    __tablename__ = "categories"
+    __table_args__ = (MYSQL_OPTIONS,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    # Bumped in the same transaction as any change to the category's products or vectors, so every
+    # serving process can tell with one cheap query whether its cached matrix is stale.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+    products: Mapped[list["Product"]] = relationship(back_populates="category")
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (Index("ix_products_category_id", "category_id"), MYSQL_OPTIONS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    attributes: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    image: Mapped[bytes] = mapped_column(ImageBlob, deferred=True)
+    image_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_utcnow)
+
+    category: Mapped[Category] = relationship(back_populates="products")
+
+
+class Feature(Base):
+    __tablename__ = "features"
+    __table_args__ = (
+        UniqueConstraint("product_id", "model_version", name="uq_features_product_model"),
+        Index("ix_features_model_version", "model_version"),
+        MYSQL_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    model_version: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(VectorBlob)  # little-endian float32

@@ -1,0 +1,241 @@
+"""The store: every read and write of categories, products and vectors goes through here.
+
+SQL is built only with SQLAlchemy, so every value reaches the database as a bound parameter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.schema import Category, Feature, Product
+
+VECTOR_DTYPE = np.dtype("<f4")  # little-endian float32, whatever the machine
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=VECTOR_DTYPE).tobytes()
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    """Stack stored vectors into one native float32 matrix with a single copy."""
+    if not blobs:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(blobs), dim).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class NewProduct:
+    """A decoded catalogue image with its vector, ready to be stored."""
+
+    category: str
+    external_id: str
+    image: bytes
+    image_sha256: str
+    content_type: str
+    width: int
+    height: int
+    vector: np.ndarray
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    id: int
+    external_id: str
+    category: str
+    attributes: dict
+    width: int
+    height: int
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine with the options each backend needs to be a dependable store."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")  # SQLite ignores ON DELETE CASCADE without it
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers keep serving while an ingest writes
+            cursor.close()
+
+        return engine
+    # pre-ping replaces connections the server dropped (restart, wait_timeout) instead of failing a request.
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+
+class Store:
+    """Categories, products and their vectors in one SQL database.
+
+    Args:
+        engine: a SQLAlchemy engine whose database has been upgraded to the latest migration.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> "Store":
+        return cls(create_db_engine(url))
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    # --- ingest -------------------------------------------------------------------------------
+
+    def known_hashes(self, hashes: Iterable[str]) -> set[str]:
+        wanted = list(set(hashes))
+        found: set[str] = set()
+        with self._session() as session:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                found.update(session.scalars(select(Product.image_sha256).where(Product.image_sha256.in_(chunk))))
+        return found
+
+    def add_products(self, items: Sequence[NewProduct], model_version: str) -> list[NewProduct]:
+        """Store products and their vectors in one transaction; returns those actually added.
+
+        Images already stored (same SHA-256) are left alone, so a re-run after an interruption or a
+        concurrent loader never duplicates anything.
+        """
+        for _attempt in range(3):
+            fresh = self._not_stored(items)
+            if not fresh:
+                return []
+            try:
+                with self._session.begin() as session:
+                    self._insert(session, fresh, model_version)
+                return fresh
+            except IntegrityError:
+                continue  # another writer stored some of these meanwhile: filter again and retry
+        raise RuntimeError("could not store a batch after 3 attempts: concurrent writers keep conflicting")
+
+    def _not_stored(self, items: Sequence[NewProduct]) -> list[NewProduct]:
+        known = self.known_hashes(item.image_sha256 for item in items)
+        unique: dict[str, NewProduct] = {}
+        for item in items:
+            if item.image_sha256 not in known:
+                unique.setdefault(item.image_sha256, item)
+        return list(unique.values())
+
+    def _insert(self, session: Session, items: list[NewProduct], model_version: str) -> None:
+        category_ids = self._category_ids(session, {item.category for item in items})
+        session.execute(insert(Product), [
+            {"category_id": category_ids[item.category], "external_id": item.external_id,
+             "attributes": item.attributes, "image": item.image, "image_sha256": item.image_sha256,
+             "content_type": item.content_type, "width": item.width, "height": item.height}
+            for item in items
+        ])
+        ids = dict(session.execute(select(Product.image_sha256, Product.id).where(
+            Product.image_sha256.in_([item.image_sha256 for item in items]))).all())
+        session.execute(insert(Feature), [
+            {"product_id": ids[item.image_sha256], "model_version": model_version,
+             "dim": int(item.vector.shape[-1]), "vector": encode_vector(item.vector)}
+            for item in items
+        ])
+        self._bump(session, category_ids.values())
+
+    def _category_ids(self, session: Session, names: set[str]) -> dict[str, int]:
+        existing = dict(session.execute(select(Category.name, Category.id).where(Category.name.in_(names))).all())
+        missing = names - existing.keys()
+        if missing:
+            session.execute(insert(Category), [{"name": name, "revision": 0} for name in sorted(missing)])
+            existing.update(session.execute(
+                select(Category.name, Category.id).where(Category.name.in_(missing))).all())
+        return existing
+
+    @staticmethod
+    def _bump(session: Session, category_ids: Iterable[int]) -> None:
+        session.execute(update(Category).where(Category.id.in_(set(category_ids)))
+                        .values(revision=Category.revision + 1))
+
+    # --- re-embedding -------------------------------------------------------------------------
+
+    def products_without_vector(self, model_version: str, after_id: int, limit: int) -> list[tuple[int, bytes]]:
+        """Images of products that have no vector of ``model_version``, in id order, after ``after_id``."""
+        has_vector = select(Feature.product_id).where(Feature.model_version == model_version)
+        with self._session() as session:
+            rows = session.execute(
+                select(Product.id, Product.image)
+                .where(Product.id > after_id, Product.id.not_in(has_vector))
+                .order_by(Product.id).limit(limit)).all()
+        return [(row.id, row.image) for row in rows]
+
+    def put_vectors(self, vectors: dict[int, np.ndarray], model_version: str) -> None:
+        with self._session.begin() as session:
+            session.execute(insert(Feature), [
+                {"product_id": product_id, "model_version": model_version,
+                 "dim": int(vector.shape[-1]), "vector": encode_vector(vector)}
+                for product_id, vector in vectors.items()
+            ])
+            self._bump(session, session.scalars(
+                select(Product.category_id).where(Product.id.in_(list(vectors))).distinct()))
+
+    def drop_other_versions(self, model_version: str) -> int:
+        """Delete the vectors of every other model version; returns how many went."""
+        with self._session.begin() as session:
+            result = session.execute(delete(Feature).where(Feature.model_version != model_version))
+            session.execute(update(Category).values(revision=Category.revision + 1))
+            return result.rowcount
+
+    # --- search -------------------------------------------------------------------------------
+
+    def category_revisions(self) -> dict[str, int]:
+        with self._session() as session:
+            return dict(session.execute(select(Category.name, Category.revision)).all())
+
+    def category_vectors(self, category: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
+        """Product ids and their vectors of one model version in one category, as a float32 matrix."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Feature.product_id, Feature.dim, Feature.vector)
+                .join(Product, Product.id == Feature.product_id)
+                .join(Category, Category.id == Product.category_id)
+                .where(Category.name == category, Feature.model_version == model_version)
+                .order_by(Feature.product_id)).all()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        dims = {row.dim for row in rows}
+        if len(dims) != 1:
+            raise ValueError(f"category {category!r} holds vectors of several sizes {sorted(dims)} for one model")
+        ids = np.fromiter((row.product_id for row in rows), dtype=np.int64, count=len(rows))
+        return ids, decode_vectors([row.vector for row in rows], dims.pop())
+
+    def products(self, ids: Iterable[int]) -> dict[int, ProductInfo]:
+        wanted = [int(i) for i in ids]
+        with self._session() as session:
+            rows = session.execute(
+                select(Product.id, Product.external_id, Category.name, Product.attributes,
+                       Product.width, Product.height)
+                .join(Category, Category.id == Product.category_id)
+                .where(Product.id.in_(wanted))).all()
+        return {row.id: ProductInfo(row.id, row.external_id, row.name, row.attributes or {}, row.width, row.height)
+                for row in rows}
+
+    def image(self, product_id: int) -> tuple[bytes, str] | None:
+        with self._session() as session:
+            row = session.execute(select(Product.image, Product.content_type)
+                                  .where(Product.id == product_id)).first()
+        return (row.image, row.content_type) if row else None
+
+    def category_counts(self) -> dict[str, int]:
+        with self._session() as session:
+            rows = session.execute(
+                select(Category.name, func.count(Product.id))
+                .outerjoin(Product, Product.category_id == Category.id)
+                .group_by(Category.name).order_by(Category.name)).all()
+        return dict(rows)
+
+    def vector_counts(self) -> dict[str, int]:
+        """How many vectors each model version has (used to report re-embedding)."""
+        with self._session() as session:
+            return dict(session.execute(
+                select(Feature.model_version, func.count(Feature.id)).group_by(Feature.model_version)).all())

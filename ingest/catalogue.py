@@ -1,0 +1,64 @@
+"""Reading a catalogue folder: one sub-folder per category, and an optional CSV of product metadata."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CatalogueFile:
+    path: Path
+    category: str
+    external_id: str  # the file name without its extension
+
+
+def list_catalogue(root: Path, category: str | None = None) -> list[CatalogueFile]:
+    """Every file of a catalogue, in a stable order.
+
+    Files in a sub-folder belong to the category named after it (``Casual_Shoes`` → ``Casual Shoes``
+    is not guessed: the folder name is the category). Files directly in ``root`` belong to
+    ``category`` if given, else to the folder's own name, so a flat folder is one category.
+    Hidden files are ignored; everything else is listed, and the loader reports what is not an image.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"catalogue folder not found: {root}")
+    files = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        name = relative.parts[0] if len(relative.parts) > 1 else (category or root.resolve().name)
+        files.append(CatalogueFile(path=path, category=name, external_id=path.stem))
+    return files
+
+
+def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | None = None) -> dict[Path, dict]:
+    """Metadata rows joined to catalogue files by file name or id.
+
+    Args:
+        csv_path: a CSV with a header row; any columns.
+        files: the catalogue's files.
+        key_column: the column holding the file name or id; by default, the column whose values
+            match the most files (by full name or by name without extension).
+
+    Returns:
+        The row (without the key column) of every file that has one.
+    """
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    by_name = {f.path.name: f.path for f in files} | {f.external_id: f.path for f in files}
+    columns = list(rows[0].keys())
+    if key_column is None:
+        key_column = max(columns, key=lambda c: sum((row[c] or "").strip() in by_name for row in rows))
+    elif key_column not in columns:
+        raise ValueError(f"column {key_column!r} is not in {csv_path}; it has: {', '.join(columns)}")
+    joined = {}
+    for row in rows:
+        path = by_name.get((row[key_column] or "").strip())
+        if path is not None:
+            joined[path] = {k: v for k, v in row.items() if k != key_column and k is not None}
+    return joined

@@ -1,0 +1,173 @@
+"""The catalogue loader: files → hash check → decode → batched forward pass → batched transaction.
+
+Reading and decoding run in worker threads a few batches ahead of the network, so the model does not
+wait for JPEG decoding. Each batch of products is committed together with its vectors in one
+transaction, so a killed run leaves nothing half-written and a re-run skips what is already stored.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from db.store import NewProduct, Store
+from ingest.catalogue import CatalogueFile
+from model.images import ImageError, decode_image, to_array
+from model.network import EmbeddingModel
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    present: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"added {self.added}, already present {self.present}, rejected {len(self.rejected)} "
+                 f"in {self.seconds:.1f} s"]
+        lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    entry: CatalogueFile
+    data: bytes
+    sha256: str
+    content_type: str
+    width: int
+    height: int
+    array: np.ndarray  # the network's input
+
+
+@dataclass
+class _Prepared:
+    """One chunk of files after reading and decoding: what goes to the network and what was set aside."""
+
+    size: int
+    decoded: list[_Decoded] = field(default_factory=list)
+    present: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Loader:
+    """Loads catalogues into the store and re-embeds stored products when the model changes.
+
+    Args:
+        model: the network that embeds each image.
+        store: where products and vectors go.
+        batch_size: images per forward pass and per committed transaction.
+        max_image_pixels: larger images are rejected.
+        workers: threads reading and decoding ahead of the network.
+        progress: show a progress bar.
+    """
+
+    def __init__(self, model: EmbeddingModel, store: Store, batch_size: int = 32,
+                 max_image_pixels: int = 40_000_000, workers: int = 2, progress: bool = True):
+        self.model = model
+        self.store = store
+        self.batch_size = batch_size
+        self.max_image_pixels = max_image_pixels
+        self.workers = workers
+        self.progress = progress
+
+    def ingest(self, files: Sequence[CatalogueFile], metadata: dict[Path, dict] | None = None) -> IngestReport:
+        """Store every new image of ``files`` with its vector; report what was added, present or rejected."""
+        metadata = metadata or {}
+        report = IngestReport()
+        started = time.perf_counter()
+        seen: set[str] = set()
+        chunks = [files[i:i + self.batch_size] for i in range(0, len(files), self.batch_size)]
+        with tqdm(total=len(files), unit="img", desc="ingest", disable=not self.progress) as bar:
+            for prepared in self._ahead(self._prepare, chunks):
+                # The same picture twice in one catalogue is stored once.
+                batch = [item for item in prepared.decoded if item.sha256 not in seen]
+                seen.update(item.sha256 for item in batch)
+                added = self._store(batch, metadata) if batch else 0
+                report.added += added
+                report.present += prepared.present + len(prepared.decoded) - added
+                report.rejected += prepared.rejected
+                bar.update(prepared.size)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ahead(self, work, items: list) -> Iterator:
+        """Run ``work`` over ``items`` in worker threads, a bounded number ahead, yielding in order."""
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            pending: deque[Future] = deque()
+            for item in items:
+                pending.append(pool.submit(work, item))
+                if len(pending) > self.workers + 1:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _prepare(self, chunk: Sequence[CatalogueFile]) -> _Prepared:
+        prepared = _Prepared(size=len(chunk))
+        contents = []
+        for entry in chunk:
+            try:
+                data = entry.path.read_bytes()
+            except OSError as e:
+                prepared.rejected.append((str(entry.path), f"cannot be read ({e.strerror or e})"))
+                continue
+            contents.append((entry, data, hashlib.sha256(data).hexdigest()))
+        known = self.store.known_hashes(sha for _, _, sha in contents)
+        for entry, data, sha in contents:
+            if sha in known:
+                prepared.present += 1
+                continue
+            try:
+                image = decode_image(data, self.max_image_pixels)
+            except ImageError as e:
+                prepared.rejected.append((str(entry.path), str(e)))
+                continue
+            prepared.decoded.append(_Decoded(entry, data, sha, image.content_type, image.width, image.height,
+                                             to_array(image.rgb, self.model.input_size)))
+        return prepared
+
+    def _store(self, batch: list[_Decoded], metadata: dict[Path, dict]) -> int:
+        vectors = self.model.predict(np.stack([item.array for item in batch])).embeddings
+        products = [
+            NewProduct(category=item.entry.category, external_id=item.entry.external_id, image=item.data,
+                       image_sha256=item.sha256, content_type=item.content_type, width=item.width,
+                       height=item.height, vector=vector, attributes=metadata.get(item.entry.path, {}))
+            for item, vector in zip(batch, vectors)
+        ]
+        return len(self.store.add_products(products, self.model.version))
+
+    def reembed(self, prune: bool = True) -> dict[str, int]:
+        """Give every stored product a vector of the current model; optionally drop other versions' vectors.
+
+        Resumable: only products still lacking a current vector are read, so a re-run continues.
+        """
+        counts: Counter[str] = Counter()
+        after_id = 0
+        with tqdm(unit="img", desc="re-embed", disable=not self.progress) as bar:
+            while rows := self.store.products_without_vector(self.model.version, after_id, self.batch_size):
+                after_id = rows[-1][0]
+                ids, arrays = [], []
+                for product_id, data in rows:
+                    try:
+                        image = decode_image(data, self.max_image_pixels)
+                    except ImageError:
+                        counts["undecodable"] += 1
+                        continue
+                    ids.append(product_id)
+                    arrays.append(to_array(image.rgb, self.model.input_size))
+                if ids:
+                    vectors = self.model.predict(np.stack(arrays)).embeddings
+                    self.store.put_vectors(dict(zip(ids, vectors)), self.model.version)
+                counts["embedded"] += len(ids)
+                bar.update(len(rows))
+        if prune:
+            counts["pruned"] = self.store.drop_other_versions(self.model.version)
+        return dict(counts)

@@ -1,0 +1,109 @@
+"""The backbone registry: every feature extractor the network can be built on, by name.
+
+Each entry carries its own input size and preprocessing, so no caller repeats them by hand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A registered feature extractor.
+
+    Attributes:
+        name: registry key.
+        input_size: default side of the square input.
+        preprocessing: key of ``PREPROCESSORS`` that maps 0–255 RGB to what the network expects.
+        has_imagenet: whether Keras can provide ImageNet weights for it.
+    """
+
+    name: str
+    input_size: int
+    preprocessing: str
+    has_imagenet: bool
+    _build: Callable[[tuple[int, int, int], str | None], keras.Model]
+
+    def create(self, weights: str = "none", input_size: int = 0) -> keras.Model:
+        """Build the pooled feature extractor, frozen.
+
+        Args:
+            weights: ``imagenet`` (Keras's loader: its cache first, a download only where there is
+                internet), ``none`` (random), or the path of a local weights file.
+            input_size: input side; 0 means the backbone's default.
+        """
+        size = input_size or self.input_size
+        shape = (size, size, 3)
+        if weights == "none":
+            model = self._build(shape, None)
+        elif weights == "imagenet":
+            if not self.has_imagenet:
+                raise ValueError(f"backbone {self.name!r} has no ImageNet weights: use weights 'none' or a file")
+            model = self._build(shape, "imagenet")
+        else:
+            path = Path(weights)
+            if not path.is_file():
+                raise FileNotFoundError(f"weights file not found: {path} (expected 'imagenet', 'none' or a file)")
+            model = self._build(shape, None)
+            model.load_weights(str(path))
+        model.trainable = False  # frozen: BatchNorm runs in inference mode and keeps its statistics
+        return model
+
+
+def _application(constructor) -> Callable[[tuple[int, int, int], str | None], keras.Model]:
+    def build(shape, weights):
+        return constructor(include_top=False, weights=weights, input_shape=shape, pooling="avg")
+    return build
+
+
+def _small_cnn(shape, weights):
+    """The thesis's own network: four 3×3 conv layers (16/32/64/128 filters), each with max-pooling."""
+    inputs = keras.Input(shape)
+    x = inputs
+    for filters in (16, 32, 64, 128):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="small_cnn")
+
+
+def _unit_scale(x: np.ndarray) -> np.ndarray:
+    return x / 255.0
+
+
+PREPROCESSORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "resnet50": keras.applications.resnet50.preprocess_input,
+    "vgg16": keras.applications.vgg16.preprocess_input,
+    "mobilenet_v2": keras.applications.mobilenet_v2.preprocess_input,
+    "unit": _unit_scale,
+}
+
+_REGISTRY: dict[str, Backbone] = {
+    b.name: b for b in (
+        Backbone("resnet50", 224, "resnet50", True, _application(keras.applications.ResNet50)),
+        Backbone("mobilenet_v2", 224, "mobilenet_v2", True, _application(keras.applications.MobileNetV2)),
+        Backbone("vgg16", 224, "vgg16", True, _application(keras.applications.VGG16)),
+        Backbone("small_cnn", 128, "unit", False, _small_cnn),
+    )
+}
+
+
+def list_backbones() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_backbone(name: str) -> Backbone:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(list_backbones())}") from None
+
+
+def preprocess(images: np.ndarray, preprocessing: str) -> np.ndarray:
+    """Map a uint8 NHWC batch to the network's input range (always on a fresh float32 copy)."""
+    return PREPROCESSORS[preprocessing](images.astype(np.float32))

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# System packages the tests need: a MySQL-compatible server (the store tests start a throwaway one)
+# unless LOOKALIKE_TEST_MYSQL_URL names a running server or a Docker engine can start a container.
+set -euo pipefail
+
+need=()
+if [ -z "${LOOKALIKE_TEST_MYSQL_URL:-}" ] && ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ] \
+   && ! command -v mysqld >/dev/null && [ ! -x /usr/sbin/mysqld ]; then
+  need+=(mariadb-server)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "Please install: ${need[*]} (or set LOOKALIKE_TEST_MYSQL_URL to a running MySQL server)" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing ${need[*]} with apt-get"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The package's own service is not needed: the tests start their own server in a temporary folder.

@@ -1,0 +1,102 @@
+"""Shared fixtures: real stores (SQLite and MySQL), slices of the shared fashion data, a small trained model."""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from db.migrate import upgrade
+from db.store import Store
+from tests.mysqld import NoServer, mysql_server
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR") or ROOT.parent / "shared")
+FASHION = SHARED / "data" / "fashion"
+DEMO_WEIGHTS = ROOT / "demo" / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
+SLICE_CATEGORIES = ("Backpacks", "Sunglasses", "Watches", "Heels")
+# MariaDB does not know MySQL 8's default utf8mb4 collation, which the connector would ask for.
+MYSQL_OPTIONS = "charset=utf8mb4&collation=utf8mb4_unicode_ci"
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url():
+    try:
+        with mysql_server() as url:
+            yield url
+    except NoServer as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"store tests must run in CI: {e}")
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def mysql_url(mysql_server_url):
+    """A fresh, empty database on the real server, dropped afterwards."""
+    name = f"lookalike_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(f"{mysql_server_url}/?{MYSQL_OPTIONS}")
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    yield f"{mysql_server_url}/{name}?{MYSQL_OPTIONS}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'lookalike.db'}"
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def store_url(request):
+    """The URL of an empty, migrated database: the embedded default and the real MySQL server."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def store(store_url):
+    store = Store.from_url(store_url)
+    yield store
+    store.engine.dispose()
+
+
+def copy_slice(target: Path, categories=SLICE_CATEGORIES, per_category: int = 12, split: str = "catalogue") -> Path:
+    """Copy the first images of some fashion categories into ``target`` (a catalogue folder)."""
+    for category in categories:
+        (target / category).mkdir(parents=True, exist_ok=True)
+        for path in sorted((FASHION / split / category).glob("*.jpg"))[:per_category]:
+            shutil.copy(path, target / category / path.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def fashion_slice(tmp_path_factory) -> Path:
+    """4 categories × 12 real catalogue photos (read-only by convention: copy before changing)."""
+    return copy_slice(tmp_path_factory.mktemp("slice") / "catalogue")
+
+
+@pytest.fixture(scope="session")
+def trained_model_path(tmp_path_factory, fashion_slice) -> Path:
+    """MobileNetV2 (real offline ImageNet weights) at 96 px with a head trained on the slice: small and quick."""
+    from ingest.catalogue import list_catalogue
+    from model.training import TrainConfig, train
+
+    config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=96, epochs=15,
+                         validation_split=0.0, batch_size=16)
+    result = train(list_catalogue(fashion_slice), config, progress=False)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    result.model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_model(trained_model_path):
+    from model.network import EmbeddingModel
+
+    return EmbeddingModel.load(trained_model_path, batch_size=16)

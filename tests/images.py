@@ -1,0 +1,20 @@
+"""Small pictures made on the fly, for tests of decoding and uploads."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def gradient(width: int = 40, height: int = 30) -> Image.Image:
+    """A picture whose left half is dark and right half light, to tell orientation apart."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:, width // 2:] = 230
+    return Image.fromarray(pixels)

@@ -1,0 +1,35 @@
+"""The admin's command line, end to end on the embedded database."""
+import pytest
+
+from cli.main import main
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, trained_model_path):
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("LOOKALIKE_MODEL_PATH", str(trained_model_path))
+    monkeypatch.delenv("LOOKALIKE_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def test_upgrade_ingest_search_reembed(env, fashion_slice, capsys):
+    assert main(["db", "upgrade"]) == 0
+    assert "database at revision 0001" in capsys.readouterr().out
+    assert main(["ingest", str(fashion_slice)]) == 0
+    assert "added 48, already present 0, rejected 0" in capsys.readouterr().out
+    assert main(["categories"]) == 0
+    assert capsys.readouterr().out.split() == ["12", "Backpacks", "12", "Heels", "12", "Sunglasses", "12", "Watches"]
+    query = sorted((fashion_slice / "Watches").glob("*.jpg"))[0]
+    assert main(["search", str(query), "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted category: Watches" in out and f" {query.stem} " in out.splitlines()[2]
+    assert main(["reembed"]) == 0
+    assert "pruned 0" in capsys.readouterr().out
+
+
+def test_errors_are_one_clear_line(env, capsys):
+    assert main(["search", "missing.jpg"]) == 2
+    assert "run 'lookalike db upgrade'" in capsys.readouterr().err
+    main(["db", "upgrade"])
+    assert main(["ingest", "no/such/folder"]) == 2
+    assert "catalogue folder not found" in capsys.readouterr().err
