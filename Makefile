@@ -1,13 +1,15 @@
 # Lookalike: the two commands of the README, and the pieces they are made of.
 PYTHON ?= python3
 VENV ?= .venv
+PORT ?= 8000
 BIN := $(VENV)/bin
 
 .PHONY: demo test install install-dev test-deps
 
-## demo: set up everything offline, train, ingest the demo catalogue and search it
+## demo: set up everything offline, train, ingest the demo catalogue, search once, then serve the web app
 demo: install
 	$(BIN)/lookalike demo
+	$(BIN)/lookalike serve --port $(PORT)
 
 ## test: install the test dependencies (Python packages, a MariaDB server) and run every test
 test: install-dev test-deps

@@ -94,14 +94,10 @@ def cmd_reembed(args, settings: Settings) -> None:
 
 
 def cmd_search(args, settings: Settings) -> None:
-    print(format_result(_service(settings).search(Path(args.image).read_bytes(), args.k, args.metric, args.scope)))
-
-
-def _service(settings: Settings):
     from search.service import SearchService
 
-    return SearchService(_model(settings), _store(settings), settings.top_k, settings.metric, settings.scope,
-                         settings.max_image_pixels)
+    service = SearchService.from_settings(settings)
+    print(format_result(service.search(Path(args.image).read_bytes(), args.k, args.metric, args.scope)))
 
 
 def format_result(result) -> str:
@@ -116,6 +112,17 @@ def format_result(result) -> str:
         lines.append("  (no stored products in the searched categories)")
     lines.append("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
     return "\n".join(lines)
+
+
+def cmd_serve(args, settings: Settings) -> None:
+    """Flask's development server, for the demo; production serves with gunicorn (see README)."""
+    from webapp import create_app
+
+    app = create_app(settings)
+    print(f"Lookalike is serving on http://{args.host}:{args.port}/ — search by photo in a browser, or:\n"
+          f"  curl -F image=@demo/queries/Watches/$(ls demo/queries/Watches | head -1) "
+          f"http://{args.host}:{args.port}/api/search")
+    app.run(host=args.host, port=args.port, threaded=True)
 
 
 def cmd_categories(args, settings: Settings) -> None:
@@ -203,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     categories = sub.add_parser("categories", help="list categories with their product counts")
     categories.set_defaults(func=cmd_categories)
+
+    serve = sub.add_parser("serve", help="serve the web app with the development server (demo use)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="set up the embedded demo (schema, model, catalogue) and run a search")
     demo.set_defaults(func=cmd_demo)

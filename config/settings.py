@@ -24,6 +24,16 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from e
 
 
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from e
+
+
 def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = environ.get(name) or default
     if value not in choices:
@@ -47,6 +57,11 @@ class Settings:
         metric, scope: defaults of a search (``euclidean|cosine``, ``category|all``).
         max_upload_bytes: largest image accepted for a search or an ingest.
         max_image_pixels: decoded images larger than this are refused (decompression bombs).
+        min_similarity: below this best-match similarity (percent) a search says plainly that nothing
+            in the catalogue looks much like the photo.
+        trace_ttl_seconds: how long the reviewer page of a search stays available (kept in memory only).
+        allow_private_urls: let URL search fetch loopback/private/link-local addresses (tests only).
+        url_timeout_seconds: time limit of a URL search's download.
         demo_backbone: backbone of the demo; ``mobilenet_v2`` uses the offline weights shipped in
             ``demo/weights``, any other uses Keras's ImageNet loader (cache, or a download with internet).
     """
@@ -63,6 +78,10 @@ class Settings:
     scope: str = "category"
     max_upload_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    min_similarity: float = 60.0
+    trace_ttl_seconds: int = 900
+    allow_private_urls: bool = False
+    url_timeout_seconds: float = 5.0
     demo_backbone: str = "mobilenet_v2"
 
     @classmethod
@@ -83,6 +102,10 @@ class Settings:
             scope=_choice(env, "LOOKALIKE_SCOPE", "category", SCOPES),
             max_upload_bytes=_int(env, "LOOKALIKE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             max_image_pixels=_int(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
+            min_similarity=_float(env, "LOOKALIKE_MIN_SIMILARITY", 60.0),
+            trace_ttl_seconds=_int(env, "LOOKALIKE_TRACE_TTL_SECONDS", 900),
+            allow_private_urls=env.get("LOOKALIKE_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
+            url_timeout_seconds=_float(env, "LOOKALIKE_URL_TIMEOUT_SECONDS", 5.0),
             demo_backbone=env.get("LOOKALIKE_DEMO_BACKBONE") or "mobilenet_v2",
         )
 

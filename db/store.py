@@ -226,6 +226,12 @@ class Store:
                                   .where(Product.id == product_id)).first()
         return (row.image, row.content_type) if row else None
 
+    def vector(self, product_id: int, model_version: str) -> np.ndarray | None:
+        with self._session() as session:
+            row = session.execute(select(Feature.dim, Feature.vector).where(
+                Feature.product_id == product_id, Feature.model_version == model_version)).first()
+        return decode_vectors([row.vector], row.dim)[0] if row else None
+
     def category_counts(self) -> dict[str, int]:
         with self._session() as session:
             rows = session.execute(

@@ -17,6 +17,10 @@ class ImageError(ValueError):
     """The bytes are not an image we can use; the message says why, in words for a person."""
 
 
+class ImageTooLarge(ImageError):
+    """The image declares more pixels than allowed (a decompression bomb, or simply too big)."""
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     rgb: Image.Image
@@ -41,7 +45,7 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > max_pixels:
-                raise ImageError(f"the image is too large: {image.width}×{image.height} pixels "
+                raise ImageTooLarge(f"the image is too large: {image.width}×{image.height} pixels "
                                  f"(the limit is {max_pixels:,} pixels)")
             content_type = Image.MIME.get(image.format or "", "application/octet-stream")
             image.seek(0)
@@ -53,7 +57,7 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     except UnidentifiedImageError as e:
         raise ImageError("not a readable image (the format is unknown or the file is not a picture)") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"the image is too large to decode safely (limit {max_pixels:,} pixels)") from e
+        raise ImageTooLarge(f"the image is too large to decode safely (limit {max_pixels:,} pixels)") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"the image data is truncated or corrupt ({e})") from e
     return DecodedImage(rgb=rgb, content_type=content_type, width=rgb.width, height=rgb.height)

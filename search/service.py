@@ -9,8 +9,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
-from config.settings import METRICS, SCOPES
+from config.settings import METRICS, SCOPES, Settings
+from db.migrate import require_current
 from db.store import ProductInfo, Store
 from model.images import decode_image, to_array
 from model.network import EmbeddingModel
@@ -38,7 +40,7 @@ class SearchResult:
         searched: categories whose vectors were compared.
         rule: why those categories were searched, in words.
         matches: the ranked results, best first.
-        query_size: the decoded upload's (width, height).
+        query: the decoded upload, upright RGB (kept in memory only).
         model_input: the preprocessed network input (size, size, 3).
         embedding: the query's unit-length embedding.
         timings_ms: milliseconds per step.
@@ -50,7 +52,7 @@ class SearchResult:
     matches: list[Match]
     metric: str
     scope: str
-    query_size: tuple[int, int]
+    query: Image.Image
     model_input: np.ndarray
     embedding: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -71,6 +73,14 @@ class SearchService:
         max_image_pixels: uploads larger than this are refused.
         max_k: the largest k a caller may ask for.
     """
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SearchService":
+        """Load the trained model and open the store named by the settings (once per process)."""
+        store = Store.from_url(settings.resolved_database_url)
+        require_current(store.engine)
+        model = EmbeddingModel.load(settings.resolved_model_path, settings.batch_size)
+        return cls(model, store, settings.top_k, settings.metric, settings.scope, settings.max_image_pixels)
 
     def __init__(self, model: EmbeddingModel, store: Store, top_k: int = 30, metric: str = "euclidean",
                  scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500):
@@ -123,8 +133,8 @@ class SearchService:
         lap("narrow")
         matches = self._rank(embedding, searched, revisions, k, metric)
         lap("rank")
-        return SearchResult(probabilities, searched, rule, matches, metric, scope, (decoded.width, decoded.height),
-                            model_input[0], embedding, timings)
+        return SearchResult(probabilities, searched, rule, matches, metric, scope, decoded.rgb, model_input[0],
+                            embedding, timings)
 
     @staticmethod
     def _narrow(probabilities: list[tuple[str, float]], revisions: dict[str, int],

@@ -1,0 +1,53 @@
+"""The web app: the shopper's page, the reviewer's page and the JSON API.
+
+Routes only validate input and call the search service; the service, built once per process from the
+settings (or passed in by tests), does the work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from config import Settings
+from search.service import SearchService
+from webapp.traces import TraceStore
+
+# Multipart framing around the image: a request this much over the image limit is still accepted.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+@dataclass
+class Lookalike:
+    """What every request handler needs, kept on the app."""
+
+    settings: Settings
+    service: SearchService
+    traces: TraceStore
+
+
+def create_app(settings: Settings | None = None, service: SearchService | None = None) -> Flask:
+    """Build the Flask app.
+
+    Args:
+        settings: defaults to ``Settings.from_env()``.
+        service: defaults to ``SearchService.from_settings(settings)`` (loads the model, opens the store).
+
+    Serve in production with ``gunicorn 'webapp:create_app()'`` (see README).
+    """
+    from webapp import api, errors, review, security, shop
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes + FORM_OVERHEAD_BYTES, JSON_SORT_KEYS=False)
+    app.extensions["lookalike"] = Lookalike(
+        settings, service or SearchService.from_settings(settings), TraceStore(settings.trace_ttl_seconds))
+    for blueprint in (shop.blueprint, review.blueprint, api.blueprint):
+        app.register_blueprint(blueprint)
+    errors.register(app)
+    security.register(app)
+    return app
+
+
+def lookalike() -> Lookalike:
+    return current_app.extensions["lookalike"]

@@ -1,0 +1,194 @@
+"""Every route and every error status, through Flask's test client, on a real store and model."""
+import http.server
+import io
+import threading
+from dataclasses import replace
+
+import pytest
+
+from tests.images import encode, gradient
+from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
+from webapp import create_app
+from webapp.openapi import openapi_document
+from webapp.uploads import UploadError, check_url
+
+
+def catalogue_photo(fashion_slice, category="Watches", index=2):
+    return sorted((fashion_slice / category).glob("*.jpg"))[index]
+
+
+def upload(client, data, url="/api/search", name="photo.jpg", **fields):
+    return client.post(url, data={"image": (io.BytesIO(data), name), **fields}, content_type="multipart/form-data")
+
+
+def test_api_search_by_upload(client, fashion_slice):
+    photo = catalogue_photo(fashion_slice)
+    response = upload(client, photo.read_bytes(), k="5")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["predicted"]["category"] == "Watches" and body["searched_categories"] == ["Watches"]
+    assert len(body["results"]) == 5 and body["results"][0]["external_id"] == photo.stem
+    first = body["results"][0]
+    assert first["similarity"] > 99.9 and first["metadata"]["articleType"] == "Watches"
+    assert first["image_url"].endswith(f"/products/{first['product_id']}/image")
+    assert set(body["timings_ms"]) >= {"forward_pass", "rank"} and body["weak_match"] is False
+    assert client.get(body["review_url"]).status_code == 200
+
+
+def test_shopper_page_and_results(client, fashion_slice):
+    page = client.get("/")
+    assert page.status_code == 200 and b'name="image"' in page.data and b'capture="environment"' in page.data
+    photo = catalogue_photo(fashion_slice, "Heels")
+    response = upload(client, photo.read_bytes(), url="/search")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="predicted">Heels<' in html and html.count('class="card"') == 12
+    assert "/review/" in html and "baseColour" in html
+
+
+def test_product_image_is_served_with_caching_headers(client, fashion_slice):
+    body = upload(client, catalogue_photo(fashion_slice).read_bytes(), k="1").get_json()
+    url = "/products/%d/image" % body["results"][0]["product_id"]
+    response = client.get(url)
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert response.data == catalogue_photo(fashion_slice).read_bytes()
+    assert "max-age=604800" in response.headers["Cache-Control"] and response.headers["ETag"]
+    assert client.get(url, headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+    assert client.get("/products/999999/image").status_code == 404
+
+
+def test_products_categories_health_openapi(client, fashion_slice):
+    categories = client.get("/api/categories").get_json()["categories"]
+    assert {c["name"]: c["products"] for c in categories} == {"Backpacks": 12, "Heels": 12, "Sunglasses": 12,
+                                                             "Watches": 12}
+    product_id = upload(client, catalogue_photo(fashion_slice).read_bytes(), k="1").get_json()["results"][0]["product_id"]
+    product = client.get(f"/api/products/{product_id}").get_json()
+    assert product["category"] == "Watches" and product["metadata"]["baseColour"]
+    assert client.get("/api/products/999999").status_code == 404
+    health = client.get("/healthz").get_json()
+    assert health["status"] == "ok" and health["model"]
+    assert client.get("/api/openapi.json").get_json()["openapi"].startswith("3.")
+
+
+def test_openapi_documents_exactly_the_api_routes(app):
+    documented = set(openapi_document()["paths"])
+    routed = {rule.rule.replace("<int:product_id>", "{product_id}") for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/") or rule.rule == "/healthz"}
+    assert documented == routed
+    for path, methods in openapi_document()["paths"].items():
+        rule = next(r for r in app.url_map.iter_rules() if r.rule.replace("<int:product_id>", "{product_id}") == path)
+        assert {m.upper() for m in methods} <= rule.methods
+
+
+def test_search_by_url(client, fashion_slice):
+    photo = catalogue_photo(fashion_slice, "Sunglasses")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "file:///etc/passwd")
+                self.end_headers()
+                return
+            data = photo.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        body = client.post("/api/search", json={"image_url": f"{base}/photo.jpg", "k": 3}).get_json()
+        assert body["results"][0]["external_id"] == photo.stem
+        refused = client.post("/api/search", json={"image_url": f"{base}/redirect"})
+        assert refused.status_code == 400  # a redirect to file:// is never followed
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("url, message", [
+    ("ftp://example.com/a.jpg", "http or https"),
+    ("file:///etc/passwd", "http or https"),
+    ("http://127.0.0.1/a.jpg", "not a public address"),
+    ("http://10.1.2.3/a.jpg", "not a public address"),
+    ("http://169.254.169.254/latest/meta-data", "not a public address"),
+    ("http://[::1]/a.jpg", "not a public address"),
+    ("http://localhost/a.jpg", "not a public address"),
+])
+def test_url_search_refuses_unsafe_targets(url, message):
+    with pytest.raises(UploadError, match=message):
+        check_url(url, allow_private=False)
+
+
+def test_redirects_are_checked_like_the_first_url():
+    from webapp.uploads import _CheckedRedirects
+
+    with pytest.raises(UploadError, match="not a public address"):
+        _CheckedRedirects(allow_private=False).redirect_request(None, None, 302, "Found", {}, "http://10.0.0.1/a")
+
+
+def test_url_search_refusal_through_the_api(web_settings, web_service):
+    strict = create_app(replace(web_settings, allow_private_urls=False), web_service).test_client()
+    response = strict.post("/api/search", json={"image_url": "http://127.0.0.1:9/a.jpg"})
+    assert response.status_code == 400 and "public address" in response.get_json()["error"]
+
+
+def bomb():
+    return encode(gradient(3000, 2000), "PNG")  # 6 M pixels > the tests' 4 M limit
+
+
+@pytest.mark.parametrize("data, fields, status, message", [
+    (b"", {}, 415, "empty"),
+    (b"just some text", {}, 415, "not a usable image"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", {}, 415, "not a usable image"),
+    (None, {}, 413, "too large"),
+    (b"x" * (3 * 1024 * 1024), {}, 413, "limit"),
+    (b"ok", {"k": "0"}, 400, "k must be"),
+    (b"ok", {"k": "ten"}, 400, "whole number"),
+    (b"ok", {"metric": "manhattan"}, 400, "metric"),
+    (b"ok", {"colour": "red"}, 400, "unknown parameter"),
+])
+def test_api_errors_are_json_with_the_right_status(client, data, fields, status, message):
+    response = upload(client, bomb() if data is None else data, **fields)
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["status"] == status and message in body["error"] and "Traceback" not in body["error"]
+
+
+def test_request_without_a_file_and_bad_json(client):
+    response = client.post("/api/search", data={"k": "3"}, content_type="multipart/form-data")
+    assert response.status_code == 400 and "multipart file field 'image'" in response.get_json()["error"]
+    response = client.post("/api/search", json={"url": "x"})
+    assert response.status_code == 400 and "image_url" in response.get_json()["error"]
+
+
+def test_page_errors_are_pages(client):
+    response = upload(client, b"not an image", url="/search")
+    assert response.status_code == 415 and b'id="error-message"' in response.data
+    assert client.get("/review/unknown").status_code == 404
+    assert client.get("/nowhere").status_code == 404
+
+
+def test_security_headers(client):
+    headers = client.get("/").headers
+    assert "script-src 'self'" in headers["Content-Security-Policy"] and "unsafe-inline" not in headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_database_outage_answers_503(web_settings, web_service):
+    from db.store import Store
+    from search.service import SearchService
+
+    broken = Store.from_url("mysql+mysqlconnector://nobody@127.0.0.1:1/none?connection_timeout=2")
+    service = SearchService(web_service.model, broken)
+    client = create_app(web_settings, service).test_client()
+    assert client.get("/healthz").status_code == 503
+    response = client.get("/api/categories")
+    assert response.status_code == 503 and "unavailable" in response.get_json()["error"]

@@ -1,0 +1,55 @@
+"""The JSON API for programs: search by upload or URL, products, categories, health, and its OpenAPI document."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, request, url_for
+
+from webapp import lookalike
+from webapp.openapi import openapi_document
+from webapp.searching import result_json, search_and_trace
+from webapp.uploads import SEARCH_PARAMETERS, UploadError, fetch_url, read_file, search_parameters
+
+blueprint = Blueprint("api", __name__)
+
+
+@blueprint.post("/api/search")
+def search():
+    settings = lookalike().settings
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("image_url"), str):
+            raise UploadError(400, "send a JSON object with an 'image_url' string, or a multipart 'image' file")
+        params = search_parameters({k: v for k, v in body.items() if k != "image_url"})
+        image = fetch_url(body["image_url"], settings.max_upload_bytes, settings.url_timeout_seconds,
+                          settings.allow_private_urls)
+    else:
+        params = search_parameters(request.values.to_dict(), SEARCH_PARAMETERS)
+        image = read_file(request.files.get("image"), settings.max_upload_bytes)
+    return jsonify(result_json(search_and_trace(image, params)))
+
+
+@blueprint.get("/api/products/<int:product_id>")
+def product(product_id: int):
+    found = lookalike().service.store.products([product_id]).get(product_id)
+    if found is None:
+        abort(404, description=f"no product {product_id}")
+    return jsonify({"product_id": found.id, "external_id": found.external_id, "category": found.category,
+                    "metadata": found.attributes, "width": found.width, "height": found.height,
+                    "image_url": url_for("shop.product_image", product_id=found.id, _external=True)})
+
+
+@blueprint.get("/api/categories")
+def categories():
+    counts = lookalike().service.store.category_counts()
+    return jsonify({"categories": [{"name": name, "products": count} for name, count in counts.items()]})
+
+
+@blueprint.get("/healthz")
+def health():
+    state = lookalike()
+    state.service.store.ping()  # a database error becomes a 503 through the error handlers
+    return jsonify({"status": "ok", "database": "ok", "model": state.service.model.version})
+
+
+@blueprint.get("/api/openapi.json")
+def openapi():
+    return jsonify(openapi_document())

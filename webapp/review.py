@@ -1,0 +1,64 @@
+"""The reviewer's page: every step of one search, with its real numbers."""
+from __future__ import annotations
+
+import numpy as np
+from flask import Blueprint, Response, abort, render_template
+
+from webapp import lookalike
+
+blueprint = Blueprint("review", __name__)
+
+EXCERPT = 8  # values shown of each vector, and terms written out in the distance formula
+
+
+@blueprint.get("/review/<trace_id>")
+def trace(trace_id: str):
+    found = _trace(trace_id)
+    return render_template("review.html", trace=found, steps=explain(found.result, found.best_vector),
+                           settings=lookalike().settings)
+
+
+@blueprint.get("/review/<trace_id>/upload.jpg")
+def upload(trace_id: str):
+    response = Response(_trace(trace_id).thumbnail, mimetype="image/jpeg")
+    response.cache_control.private = True
+    response.cache_control.no_store = True
+    return response
+
+
+def _trace(trace_id: str):
+    found = lookalike().traces.get(trace_id)
+    if found is None:
+        abort(404, description="this search is no longer available: searches are kept in memory for "
+                               f"{lookalike().settings.trace_ttl_seconds // 60} minutes only")
+    return found
+
+
+def explain(result, best_vector: np.ndarray | None) -> dict:
+    """The numbers of each step, ready to print."""
+    x = result.model_input
+    q = result.embedding
+    steps = {
+        "input_shape": x.shape,
+        "input_min": float(x.min()),
+        "input_max": float(x.max()),
+        "input_excerpt": np.round(x[:3, :3, :], 3).tolist(),  # top-left 3×3 pixels, every channel
+        "embedding_dim": int(q.shape[0]),
+        "embedding_norm": float(np.linalg.norm(q)),
+        "embedding_excerpt": np.round(q[:EXCERPT], 4).tolist(),
+        "best_vector": None,
+    }
+    if best_vector is not None and result.matches:
+        diff = q - best_vector
+        terms = [f"({a:.4f} − {b:.4f})²" for a, b in zip(q[:EXCERPT], best_vector[:EXCERPT])]
+        sum_sq = float(diff @ diff)
+        steps["best_vector"] = {
+            "dim": int(best_vector.shape[0]),
+            "norm": float(np.linalg.norm(best_vector)),
+            "excerpt": np.round(best_vector[:EXCERPT], 4).tolist(),
+            "formula": f"d = √( {' + '.join(terms)} + … {q.shape[0] - EXCERPT} more terms )",
+            "sum_sq": sum_sq,
+            "distance": float(np.sqrt(sum_sq)),
+            "cosine": float(q @ best_vector / (np.linalg.norm(q) * np.linalg.norm(best_vector))),
+        }
+    return steps

@@ -1,0 +1,56 @@
+"""One search as the web app runs it: search, keep the trace for the reviewer, shape the JSON answer."""
+from __future__ import annotations
+
+import io
+
+from flask import url_for
+
+from webapp import lookalike
+from webapp.traces import Trace
+
+THUMBNAIL_SIDE = 480
+
+
+def search_and_trace(image: bytes, params: dict) -> Trace:
+    """Run the search and keep, in memory, what the reviewer page shows."""
+    state = lookalike()
+    result = state.service.search(image, **params)
+    best_vector = (state.service.store.vector(result.matches[0].product.id, state.service.model.version)
+                   if result.matches else None)
+    thumbnail = result.query.copy()
+    thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    buffer = io.BytesIO()
+    thumbnail.save(buffer, "JPEG", quality=85)
+    return state.traces.put(result, buffer.getvalue(), best_vector)
+
+
+def is_weak(trace: Trace) -> bool:
+    """True when even the best match is below the documented similarity threshold."""
+    matches = trace.result.matches
+    return not matches or matches[0].similarity < lookalike().settings.min_similarity
+
+
+def result_json(trace: Trace) -> dict:
+    result = trace.result
+    category, probability = result.predicted
+    return {
+        "predicted": {"category": category, "probability": probability},
+        "probabilities": [{"category": c, "probability": p} for c, p in result.probabilities],
+        "searched_categories": result.searched,
+        "rule": result.rule,
+        "metric": result.metric,
+        "scope": result.scope,
+        "weak_match": is_weak(trace),
+        "min_similarity": lookalike().settings.min_similarity,
+        "results": [{
+            "product_id": m.product.id,
+            "external_id": m.product.external_id,
+            "category": m.product.category,
+            "metadata": m.product.attributes,
+            "distance": m.distance,
+            "similarity": m.similarity,
+            "image_url": url_for("shop.product_image", product_id=m.product.id, _external=True),
+        } for m in result.matches],
+        "timings_ms": result.timings_ms,
+        "review_url": url_for("review.trace", trace_id=trace.id, _external=True),
+    }

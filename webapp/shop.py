@@ -1,0 +1,38 @@
+"""The shopper's pages: upload a photo, see the closest products; and product images from the database."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from webapp import lookalike
+from webapp.searching import is_weak, search_and_trace
+from webapp.uploads import read_file, search_parameters
+
+blueprint = Blueprint("shop", __name__)
+
+IMAGE_CACHE_SECONDS = 7 * 24 * 3600  # a product's image never changes: its id names one stored image
+
+
+@blueprint.get("/")
+def index():
+    return render_template("index.html", settings=lookalike().settings)
+
+
+@blueprint.post("/search")
+def search():
+    settings = lookalike().settings
+    params = search_parameters(request.form.to_dict())
+    trace = search_and_trace(read_file(request.files.get("image"), settings.max_upload_bytes), params)
+    return render_template("results.html", trace=trace, weak=is_weak(trace), settings=settings)
+
+
+@blueprint.get("/products/<int:product_id>/image")
+def product_image(product_id: int):
+    found = lookalike().service.store.image(product_id)
+    if found is None:
+        abort(404, description=f"no product {product_id}")
+    data, content_type = found
+    response = Response(data, mimetype=content_type)
+    response.set_etag(f"product-{product_id}")
+    response.cache_control.public = True
+    response.cache_control.max_age = IMAGE_CACHE_SECONDS
+    return response.make_conditional(request)
