@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from config import Settings
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
@@ -19,7 +21,6 @@ def _store(settings: Settings, upgrade: bool = False):
     from db.migrate import require_current, upgrade as upgrade_schema
     from db.store import Store
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     if upgrade:
         upgrade_schema(settings.resolved_database_url)
     store = Store.from_url(settings.resolved_database_url)
@@ -37,7 +38,6 @@ def cmd_db(args, settings: Settings) -> None:
     from db import migrate
 
     if args.action == "upgrade":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(settings.resolved_database_url, args.revision or "head")
     else:
         migrate.downgrade(settings.resolved_database_url, args.revision or "-1")
@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args, Settings.from_env())
     except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
         print(f"lookalike: {e}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as e:
+        print(f"lookalike: database error: {e.__class__.__name__}: {e.orig if hasattr(e, 'orig') else e}",
+              file=sys.stderr)
         return 2
     return 0
 

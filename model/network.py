@@ -115,6 +115,10 @@ class EmbeddingModel:
                               np.zeros((0, self.card.embedding_dim), np.float32))
         return Prediction(np.concatenate(probabilities), np.concatenate(embeddings))
 
+    def warm_up(self) -> None:
+        """Trace the forward pass for one image now, so the first shopper does not wait for it."""
+        self.predict(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
+
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

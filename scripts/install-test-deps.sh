@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # System packages the tests need: a MySQL-compatible server (the store tests start a throwaway one)
-# unless LOOKALIKE_TEST_MYSQL_URL names a running server or a Docker engine can start a container.
+# unless LOOKALIKE_TEST_MYSQL_URL names a running server or a Docker engine can start a container;
+# and Chromium for the browser tests (Playwright drives the system browser; it downloads none).
 set -euo pipefail
 
 need=()
 if [ -z "${LOOKALIKE_TEST_MYSQL_URL:-}" ] && ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ] \
    && ! command -v mysqld >/dev/null && [ ! -x /usr/sbin/mysqld ]; then
   need+=(mariadb-server)
+fi
+if [ -z "${LOOKALIKE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+  need+=(chromium)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -80,6 +80,7 @@ class SearchService:
         store = Store.from_url(settings.resolved_database_url)
         require_current(store.engine)
         model = EmbeddingModel.load(settings.resolved_model_path, settings.batch_size)
+        model.warm_up()
         return cls(model, store, settings.top_k, settings.metric, settings.scope, settings.max_image_pixels)
 
     def __init__(self, model: EmbeddingModel, store: Store, top_k: int = 30, metric: str = "euclidean",

@@ -42,10 +42,11 @@ def explain(result, best_vector: np.ndarray | None) -> dict:
         "input_shape": x.shape,
         "input_min": float(x.min()),
         "input_max": float(x.max()),
-        "input_excerpt": np.round(x[:3, :3, :], 3).tolist(),  # top-left 3×3 pixels, every channel
+        "input_excerpt": [" ".join("[" + ", ".join(f"{v:6.3f}" for v in pixel) + "]" for pixel in row)
+                          for row in x[:3, :3, :]],  # top-left 3×3 pixels, every channel
         "embedding_dim": int(q.shape[0]),
         "embedding_norm": float(np.linalg.norm(q)),
-        "embedding_excerpt": np.round(q[:EXCERPT], 4).tolist(),
+        "embedding_excerpt": _excerpt(q),
         "best_vector": None,
     }
     if best_vector is not None and result.matches:
@@ -55,10 +56,14 @@ def explain(result, best_vector: np.ndarray | None) -> dict:
         steps["best_vector"] = {
             "dim": int(best_vector.shape[0]),
             "norm": float(np.linalg.norm(best_vector)),
-            "excerpt": np.round(best_vector[:EXCERPT], 4).tolist(),
+            "excerpt": _excerpt(best_vector),
             "formula": f"d = √( {' + '.join(terms)} + … {q.shape[0] - EXCERPT} more terms )",
             "sum_sq": sum_sq,
             "distance": float(np.sqrt(sum_sq)),
             "cosine": float(q @ best_vector / (np.linalg.norm(q) * np.linalg.norm(best_vector))),
         }
     return steps
+
+
+def _excerpt(vector: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:.4f}" for v in vector[:EXCERPT]) + f", … ({len(vector) - EXCERPT} more)]"
