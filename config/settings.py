@@ -14,24 +14,14 @@ METRICS = ("euclidean", "cosine")
 SCOPES = ("category", "all")
 
 
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _number(environ: Mapping[str, str], name: str, default, kind=int):
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as e:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from e
-
-
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as e:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from e
+        raise ValueError(f"{name} must be {'a whole number' if kind is int else 'a number'}, got {raw!r}") from e
 
 
 def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -95,17 +85,17 @@ class Settings:
             model_path=Path(model_path) if model_path else None,
             backbone=env.get("LOOKALIKE_BACKBONE") or "resnet50",
             weights=env.get("LOOKALIKE_WEIGHTS") or "imagenet",
-            input_size=_int(env, "LOOKALIKE_INPUT_SIZE", 0),
-            top_k=_int(env, "LOOKALIKE_TOP_K", 30),
-            batch_size=_int(env, "LOOKALIKE_BATCH_SIZE", 32),
+            input_size=_number(env, "LOOKALIKE_INPUT_SIZE", 0),
+            top_k=_number(env, "LOOKALIKE_TOP_K", 30),
+            batch_size=_number(env, "LOOKALIKE_BATCH_SIZE", 32),
             metric=_choice(env, "LOOKALIKE_METRIC", "euclidean", METRICS),
             scope=_choice(env, "LOOKALIKE_SCOPE", "category", SCOPES),
-            max_upload_bytes=_int(env, "LOOKALIKE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
-            max_image_pixels=_int(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
-            min_similarity=_float(env, "LOOKALIKE_MIN_SIMILARITY", 60.0),
-            trace_ttl_seconds=_int(env, "LOOKALIKE_TRACE_TTL_SECONDS", 900),
+            max_upload_bytes=_number(env, "LOOKALIKE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+            max_image_pixels=_number(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
+            min_similarity=_number(env, "LOOKALIKE_MIN_SIMILARITY", 60.0, float),
+            trace_ttl_seconds=_number(env, "LOOKALIKE_TRACE_TTL_SECONDS", 900),
             allow_private_urls=env.get("LOOKALIKE_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
-            url_timeout_seconds=_float(env, "LOOKALIKE_URL_TIMEOUT_SECONDS", 5.0),
+            url_timeout_seconds=_number(env, "LOOKALIKE_URL_TIMEOUT_SECONDS", 5.0, float),
             demo_backbone=env.get("LOOKALIKE_DEMO_BACKBONE") or "mobilenet_v2",
         )
 

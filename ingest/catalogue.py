@@ -16,9 +16,9 @@ class CatalogueFile:
 def list_catalogue(root: Path, category: str | None = None) -> list[CatalogueFile]:
     """Every file of a catalogue, in a stable order.
 
-    Files in a sub-folder belong to the category named after it (``Casual_Shoes`` → ``Casual Shoes``
-    is not guessed: the folder name is the category). Files directly in ``root`` belong to
-    ``category`` if given, else to the folder's own name, so a flat folder is one category.
+    Files in a sub-folder (at any depth) belong to the category named after the top sub-folder, exactly
+    as spelled. Files directly in ``root`` belong to ``category`` if given, else to the folder's own
+    name, so a flat folder is one category.
     Hidden files are ignored; everything else is listed, and the loader reports what is not an image.
     """
     root = Path(root)
