@@ -192,3 +192,17 @@ def test_database_outage_answers_503(web_settings, web_service):
     assert client.get("/healthz").status_code == 503
     response = client.get("/api/categories")
     assert response.status_code == 503 and "unavailable" in response.get_json()["error"]
+
+
+def test_a_weak_best_match_is_said_plainly(web_settings, web_service, fashion_slice):
+    strict = create_app(replace(web_settings, min_similarity=100.5), web_service).test_client()
+    photo = catalogue_photo(fashion_slice)
+    html = upload(strict, photo.read_bytes(), url="/search").get_data(as_text=True)
+    assert 'id="weak"' in html and "Nothing in the catalogue looks much like this photo" in html
+    assert upload(strict, photo.read_bytes()).get_json()["weak_match"] is True
+
+
+def test_searching_stores_nothing(client, fashion_slice, web_service):
+    before = web_service.store.category_counts()
+    upload(client, catalogue_photo(fashion_slice, "Backpacks", 7).read_bytes())
+    assert web_service.store.category_counts() == before
