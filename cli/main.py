@@ -57,7 +57,9 @@ def cmd_train(args, settings: Settings) -> None:
     config = TrainConfig(backbone=args.backbone or settings.backbone, weights=args.weights or settings.weights,
                          input_size=args.input_size or settings.input_size, optimizer=args.optimizer,
                          learning_rate=args.learning_rate, epochs=args.epochs, batch_size=settings.batch_size,
-                         validation_split=args.validation_split, patience=args.patience, augment=args.augment)
+                         validation_split=args.validation_split, patience=args.patience, augment=args.augment,
+                         augment_copies=args.augment_copies, fine_tune_layers=args.fine_tune_layers,
+                         fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate)
     train_and_save(list_catalogue(args.catalogue), config, settings.resolved_model_path)
 
 
@@ -188,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--validation-split", type=float, default=0.2)
     train.add_argument("--patience", type=int, default=5)
     train.add_argument("--augment", action="store_true", help="flips, rotation, zoom, brightness, contrast")
+    train.add_argument("--augment-copies", type=int, default=2,
+                       help="augmented copies of each image a frozen backbone embeds (with --augment)")
+    train.add_argument("--fine-tune-layers", type=int, default=0,
+                       help="then unfreeze this many top backbone layers and train end to end")
+    train.add_argument("--fine-tune-epochs", type=int, default=5)
+    train.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
     train.set_defaults(func=cmd_train)
 
     ingest = sub.add_parser("ingest", help="load a catalogue folder (and metadata CSV) into the store")

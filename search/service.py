@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -72,6 +73,7 @@ class SearchService:
         metric, scope: defaults (``euclidean|cosine``, ``category|all``).
         max_image_pixels: uploads larger than this are refused.
         max_k: the largest k a caller may ask for.
+        tau, max_categories: confidence-aware narrowing (``tau`` 0 searches the most probable category only).
     """
 
     @classmethod
@@ -81,10 +83,12 @@ class SearchService:
         require_current(store.engine)
         model = EmbeddingModel.load(settings.resolved_model_path, settings.batch_size)
         model.warm_up()
-        return cls(model, store, settings.top_k, settings.metric, settings.scope, settings.max_image_pixels)
+        return cls(model, store, settings.top_k, settings.metric, settings.scope, settings.max_image_pixels,
+                   tau=settings.narrow_tau, max_categories=settings.narrow_max_categories)
 
     def __init__(self, model: EmbeddingModel, store: Store, top_k: int = 30, metric: str = "euclidean",
-                 scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500):
+                 scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
+                 tau: float = 0.0, max_categories: int = 1):
         self.model = model
         self.store = store
         self.index = VectorIndex(store, model.version)
@@ -93,15 +97,59 @@ class SearchService:
         self.scope = scope
         self.max_image_pixels = max_image_pixels
         self.max_k = max_k
+        self.tau = tau
+        self.max_categories = max_categories
 
     def search(self, image: bytes, k: int | None = None, metric: str | None = None,
                scope: str | None = None) -> SearchResult:
-        """Search the catalogue for products that look like ``image``.
+        """Search the catalogue for products that look like ``image`` (untrusted bytes).
 
         Raises:
             SearchError: k, metric or scope out of range.
             model.images.ImageError: the bytes are not a usable image.
         """
+        self._check(k, metric, scope)
+        started = time.perf_counter()
+        decoded = decode_image(image, self.max_image_pixels)
+        decode_ms = (time.perf_counter() - started) * 1000.0
+        [result] = self.search_images([decoded.rgb], k, metric, scope)
+        result.timings_ms = {"decode": decode_ms, **result.timings_ms}
+        return result
+
+    def search_images(self, images: Sequence[Image.Image], k: int | None = None, metric: str | None = None,
+                      scope: str | None = None) -> list[SearchResult]:
+        """Search for several decoded RGB pictures with one batched forward pass.
+
+        The preprocessing and forward-pass timings of each result are the batch's, shared equally.
+        """
+        k, metric, scope = self._check(k, metric, scope)
+        clock = time.perf_counter()
+
+        def lap() -> float:
+            nonlocal clock
+            now, then = time.perf_counter(), clock
+            clock = now
+            return (now - then) * 1000.0
+
+        inputs = self.model.preprocess(np.stack([to_array(image, self.model.input_size) for image in images]))
+        preprocess_ms = lap() / len(images)
+        prediction = self.model.predict_preprocessed(inputs)
+        forward_ms = lap() / len(images)
+        revisions = self.index.revisions()
+        results = []
+        for image, model_input, probs, embedding in zip(images, inputs, prediction.probabilities,
+                                                        prediction.embeddings):
+            lap()
+            probabilities = sorted(zip(self.model.categories, probs.tolist()), key=lambda item: -item[1])
+            searched, rule = self._narrow(probabilities, revisions, scope)
+            narrow_ms = lap()
+            matches = self._rank(embedding, searched, revisions, k, metric)
+            timings = {"preprocess": preprocess_ms, "forward_pass": forward_ms, "narrow": narrow_ms, "rank": lap()}
+            results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, image, model_input,
+                                        embedding, timings))
+        return results
+
+    def _check(self, k: int | None, metric: str | None, scope: str | None) -> tuple[int, str, str]:
         k = self.top_k if k is None else k
         metric = metric or self.metric
         scope = scope or self.scope
@@ -111,39 +159,24 @@ class SearchService:
             raise SearchError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if scope not in SCOPES:
             raise SearchError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        return k, metric, scope
 
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(step: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[step] = (now - clock) * 1000.0
-            clock = now
-
-        decoded = decode_image(image, self.max_image_pixels)
-        model_input = self.model.preprocess(to_array(decoded.rgb, self.model.input_size)[None])
-        lap("decode_and_preprocess")
-        prediction = self.model.predict_preprocessed(model_input)
-        lap("forward_pass")
-        probabilities = sorted(zip(self.model.categories, prediction.probabilities[0].tolist()),
-                               key=lambda item: -item[1])
-        embedding = prediction.embeddings[0]
-        revisions = self.index.revisions()
-        searched, rule = self._narrow(probabilities, revisions, scope)
-        lap("narrow")
-        matches = self._rank(embedding, searched, revisions, k, metric)
-        lap("rank")
-        return SearchResult(probabilities, searched, rule, matches, metric, scope, decoded.rgb, model_input[0],
-                            embedding, timings)
-
-    @staticmethod
-    def _narrow(probabilities: list[tuple[str, float]], revisions: dict[str, int],
+    def _narrow(self, probabilities: list[tuple[str, float]], revisions: dict[str, int],
                 scope: str) -> tuple[list[str], str]:
+        """The categories to search: every one, or the fewest most probable whose probabilities reach τ."""
         if scope == "all":
             return sorted(revisions), "scope 'all': every category in the catalogue"
-        best, p = probabilities[0]
-        return [best], f"the most probable category ({best}, p = {p:.3f})"
+        chosen: list[tuple[str, float]] = []
+        for category, p in probabilities:
+            chosen.append((category, p))
+            if sum(q for _, q in chosen) >= self.tau or len(chosen) >= self.max_categories:
+                break
+        if len(chosen) == 1 and self.tau <= 0:
+            return [chosen[0][0]], f"the most probable category ({chosen[0][0]}, p = {chosen[0][1]:.3f})"
+        total = sum(p for _, p in chosen)
+        terms = " + ".join(f"{c} {p:.3f}" for c, p in chosen)
+        return [c for c, _ in chosen], (f"the fewest most probable categories whose probabilities reach "
+                                        f"τ = {self.tau:g} (at most {self.max_categories}): {terms} = {total:.3f}")
 
     def _rank(self, embedding: np.ndarray, categories: list[str], revisions: dict[str, int], k: int,
               metric: str) -> list[Match]:

@@ -8,6 +8,7 @@ from ingest.catalogue import list_catalogue
 from model.backbones import get_backbone, list_backbones
 from model.network import EmbeddingModel, ModelCard, assemble, build_head, card_path
 from model.training import TrainConfig, load_images, train
+from tests.conftest import DEMO_WEIGHTS
 
 
 @pytest.mark.parametrize("name", list_backbones())
@@ -74,3 +75,28 @@ def test_training_skips_unreadable_files(fashion_slice, tmp_path):
 def test_unknown_optimizer_is_refused(fashion_slice):
     with pytest.raises(ValueError, match="adam, rmsprop"):
         train(list_catalogue(fashion_slice), TrainConfig(backbone="small_cnn", optimizer="sgd"), progress=False)
+
+
+def test_frozen_backbone_with_cached_augmented_copies_and_fine_tuning(fashion_slice, tmp_path):
+    config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=32, epochs=2,
+                         batch_size=16, validation_split=0.25, augment=True, augment_copies=1,
+                         fine_tune_layers=10, fine_tune_epochs=1)
+    result = train(list_catalogue(fashion_slice), config, checkpoint_path=tmp_path / "best.weights.h5",
+                   progress=False)
+    assert result.epochs_run == 3  # two head epochs, one fine-tuning epoch
+    assert (tmp_path / "best.fine-tune.weights.h5").is_file()
+    assert not result.model.network.layers[1].trainable  # the backbone is frozen again for serving
+    assert result.model.card.training["images"] == 48
+
+
+def test_feature_cache_is_shared_between_runs(fashion_slice):
+    from model.training import labelled_images, train_on
+
+    data = labelled_images(list_catalogue(fashion_slice), 32, 0.25, seed=0)
+    cache: dict = {}
+    for optimizer in ("adam", "rmsprop"):
+        train_on(data, TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=32,
+                                   epochs=1, optimizer=optimizer), progress=False, feature_cache=cache)
+    assert len(cache) == 1
+    x_train, y_train, x_val = next(iter(cache.values()))
+    assert len(x_train) == len(y_train) == 36 and len(x_val) == 12

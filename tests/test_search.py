@@ -34,7 +34,7 @@ def test_result_explains_itself(service, fashion_slice):
     assert [p for _, p in result.probabilities] == sorted((p for _, p in result.probabilities), reverse=True)
     assert result.embedding.shape == (512,) and np.linalg.norm(result.embedding) == pytest.approx(1.0, abs=1e-4)
     assert result.model_input.shape == (96, 96, 3) and -1.0 <= result.model_input.min() < result.model_input.max() <= 1.0
-    assert set(result.timings_ms) == {"decode_and_preprocess", "forward_pass", "narrow", "rank"}
+    assert set(result.timings_ms) == {"decode", "preprocess", "forward_pass", "narrow", "rank"}
     assert "most probable" in result.rule
 
 
@@ -65,3 +65,28 @@ def test_bad_parameters_are_refused(service, fashion_slice, kwargs, message):
 def test_a_non_image_is_refused(service):
     with pytest.raises(ImageError):
         service.search(b"GIF89a but not really")
+
+
+@pytest.mark.parametrize("probabilities, tau, cap, expected", [
+    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.0, 3, ["A"]),
+    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.7, 3, ["A"]),
+    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.85, 3, ["A", "B"]),
+    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.95, 3, ["A", "B", "C"]),
+    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.95, 2, ["A", "B"]),
+])
+def test_confidence_aware_narrowing(trained_model, store, probabilities, tau, cap, expected):
+    service = SearchService(trained_model, store, tau=tau, max_categories=cap)
+    searched, rule = service._narrow(probabilities, {"A": 1, "B": 1, "C": 1}, "category")
+    assert searched == expected
+    assert ("τ" in rule) == (tau > 0)
+
+
+def test_batched_search_gives_the_same_answers(service, fashion_slice):
+    from model.images import decode_image
+
+    paths = [sorted((fashion_slice / c).glob("*.jpg"))[2] for c in ("Heels", "Watches", "Backpacks")]
+    batched = service.search_images([decode_image(p.read_bytes(), 10**7).rgb for p in paths], k=5)
+    for path, result in zip(paths, batched):
+        single = service.search(path.read_bytes(), k=5)
+        assert [m.product.id for m in result.matches] == [m.product.id for m in single.matches]
+        assert result.matches[0].product.external_id == path.stem
