@@ -127,6 +127,52 @@ def cmd_serve(args, settings: Settings) -> None:
     app.run(host=args.host, port=args.port, threaded=True)
 
 
+def cmd_evaluate(args, settings: Settings) -> None:
+    """Search labelled queries against the ingested catalogue and write the report (or a τ sweep)."""
+    from dataclasses import replace
+
+    from evaluation import report
+    from ingest.catalogue import list_catalogue
+    from search.service import SearchService
+
+    queries = list_catalogue(args.queries)
+    relevance = report.load_relevance(args.relevance)
+    options = {"metric": args.metric, "scope": args.scope}
+    taus = [float(t) for t in args.tau.split(",")] if args.tau else [settings.narrow_tau]
+    rows = []
+    for tau in taus:
+        tuned = replace(settings, narrow_tau=tau,
+                        narrow_max_categories=args.max_categories or settings.narrow_max_categories)
+        service = SearchService.from_settings(tuned)
+        evaluation = report.run(service, queries, relevance, k=args.k, **options)
+        summary = report.summarise(evaluation, service.store.category_counts(), service.model.categories)
+        summary["settings"] = {"tau": tau, "max_categories": tuned.narrow_max_categories, "k": args.k,
+                               "metric": args.metric or settings.metric, "model": service.model.version}
+        out = args.out if len(taus) == 1 else args.out / f"tau-{tau:g}"
+        report.write_report(evaluation, summary, out, service.model.categories, args.title or args.queries.name,
+                            service.store)
+        rows.append(summary)
+        print(f"τ={tau:g}: top-1 {summary['top1_category_accuracy']:.2%}, missed {summary['missed_category_rate']:.2%}, "
+              f"P@10 {summary['retrieval']['@10']['precision']:.4f}, "
+              f"latency p50 {summary['latency_ms_per_query']['p50']:.1f} ms → {out}")
+    if len(taus) > 1:
+        from evaluation.figures import narrowing_curve
+
+        narrowing_curve(rows, args.out / "narrowing.png")
+        (args.out / "narrowing.md").write_text(report.narrowing_table(rows))
+
+
+def cmd_evaluate_instances(args, settings: Settings) -> None:
+    from evaluation.instances import evaluate_instances
+    from ingest.catalogue import list_catalogue
+    from search.service import SearchService
+
+    outcome = evaluate_instances(SearchService.from_settings(settings), list_catalogue(args.catalogue), args.count)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "instances.md").write_text(outcome.markdown())
+    print(outcome.markdown(), end="")
+
+
 def cmd_categories(args, settings: Settings) -> None:
     for name, count in _store(settings).category_counts().items():
         print(f"{count:>7}  {name}")
@@ -215,6 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--metric", choices=["euclidean", "cosine"])
     search.add_argument("--scope", choices=["category", "all"])
     search.set_defaults(func=cmd_search)
+
+    evaluate = sub.add_parser("evaluate", help="report accuracy and retrieval metrics on labelled queries")
+    evaluate.add_argument("queries", type=Path, help="a folder of category folders of query images")
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for the report")
+    evaluate.add_argument("--relevance", type=Path, help="JSON: query label → relevant catalogue categories")
+    evaluate.add_argument("-k", type=int, default=30)
+    evaluate.add_argument("--metric", choices=["euclidean", "cosine"])
+    evaluate.add_argument("--scope", choices=["category", "all"])
+    evaluate.add_argument("--tau", help="narrowing threshold; several, comma-separated, make a τ sweep")
+    evaluate.add_argument("--max-categories", type=int, help="cap on categories searched")
+    evaluate.add_argument("--title")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    instances = sub.add_parser("evaluate-instances", help="can altered catalogue photos find their original?")
+    instances.add_argument("catalogue", type=Path, help="the ingested catalogue folder")
+    instances.add_argument("--out", type=Path, required=True)
+    instances.add_argument("--count", type=int, default=500)
+    instances.set_defaults(func=cmd_evaluate_instances)
 
     categories = sub.add_parser("categories", help="list categories with their product counts")
     categories.set_defaults(func=cmd_categories)

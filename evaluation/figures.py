@@ -1,0 +1,61 @@
+"""Pictures for the reports, drawn with matplotlib (no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from PIL import Image  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+
+from ingest.catalogue import CatalogueFile  # noqa: E402
+from search.service import SearchResult  # noqa: E402
+
+
+def confusion_matrix(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], path: Path) -> None:
+    size = max(6, 0.28 * len(labels))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(labels), ax=ax, colorbar=False,
+                                            xticks_rotation="vertical", include_values=len(labels) <= 15)
+    ax.set_title("Predicted category vs true category")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def collage(queries: Sequence[CatalogueFile], results: Sequence[SearchResult], relevant: Sequence[set[str]],
+            image_of: Callable[[int], Image.Image], path: Path, matches: int = 5) -> None:
+    """One row per query: the query, then its top matches with similarity (green title = relevant)."""
+    fig, axes = plt.subplots(len(queries), matches + 1, figsize=(2 * (matches + 1), 2.4 * len(queries)),
+                             squeeze=False)
+    for row, (query, result, rel) in zip(axes, zip(queries, results, relevant)):
+        row[0].imshow(Image.open(query.path).convert("RGB"))
+        row[0].set_title(f"query: {query.category}\n→ {result.predicted[0]}", fontsize=8)
+        for ax, match in zip(row[1:], result.matches[:matches]):
+            ax.imshow(image_of(match.product.id))
+            ax.set_title(f"{match.product.category}\n{match.similarity:.1f} %", fontsize=8,
+                         color="green" if match.product.category in rel else "red")
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def narrowing_curve(rows: Sequence[dict], path: Path) -> None:
+    """Missed-category rate and latency against the narrowing threshold τ."""
+    taus = [r["settings"]["tau"] for r in rows]
+    fig, left = plt.subplots(figsize=(6, 4))
+    left.plot(taus, [100 * r["missed_category_rate"] for r in rows], "o-", color="tab:red")
+    left.set_xlabel("τ (summed probability of the categories searched)")
+    left.set_ylabel("missed-category rate (%)", color="tab:red")
+    right = left.twinx()
+    right.plot(taus, [r["latency_ms_per_query"]["p50"] for r in rows], "s--", color="tab:blue")
+    right.set_ylabel("latency per query, p50 (ms)", color="tab:blue")
+    left.set_title("Confidence-aware narrowing")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,66 @@
+"""The evaluation command on a small real slice: reports, pictures, τ sweep and instance search."""
+import json
+
+import pytest
+
+from cli.main import main
+from evaluation import report
+from evaluation.instances import evaluate_instances
+from ingest.catalogue import list_catalogue
+from ingest.loader import Loader
+from search.service import SearchService
+from tests.conftest import SLICE_CATEGORIES, copy_slice
+
+
+@pytest.fixture
+def service(store, trained_model, fashion_slice):
+    Loader(trained_model, store, progress=False).ingest(list_catalogue(fashion_slice))
+    return SearchService(trained_model, store)
+
+
+def test_report_on_held_out_queries(service, tmp_path):
+    queries = list_catalogue(copy_slice(tmp_path / "queries", per_category=5, split="queries"))
+    evaluation = report.run(service, queries, k=30, progress=False)
+    summary = report.summarise(evaluation, service.store.category_counts(), service.model.categories)
+    assert summary["queries"] == 20
+    assert summary["top1_category_accuracy"] == pytest.approx(summary["sklearn"]["accuracy"])
+    assert summary["top3_category_accuracy"] == pytest.approx(summary["sklearn"]["top3_accuracy"])
+    # narrowed to the predicted category, results are all relevant exactly when the prediction is right
+    assert summary["retrieval"]["@1"]["precision"] == pytest.approx(summary["top1_category_accuracy"])
+    assert summary["missed_category_rate"] == pytest.approx(1 - summary["top1_category_accuracy"])
+    # 12 products per category: recall@30 is 1 for every correctly classified query
+    assert summary["retrieval"]["@30"]["recall"] == pytest.approx(summary["top1_category_accuracy"])
+    report.write_report(evaluation, summary, tmp_path / "out", service.model.categories, "slice", service.store)
+    for name in ("summary.json", "summary.md", "confusion_matrix.png", "collage.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert "| 10 |" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_relevance_mapping_counts_any_listed_category(service, fashion_slice):
+    queries = list_catalogue(fashion_slice)[:4]  # Backpacks images labelled "bags" by the mapping below
+    relabelled = [type(q)(q.path, "bags", q.external_id) for q in queries]
+    evaluation = report.run(service, relabelled, {"bags": ["Backpacks", "Heels"]}, k=5, progress=False)
+    summary = report.summarise(evaluation, service.store.category_counts(), service.model.categories)
+    assert summary["top1_category_accuracy"] == 1.0 and "sklearn" not in summary
+    assert summary["retrieval"]["@5"]["precision"] == 1.0
+    skipped = report.run(service, relabelled, {"bags": []}, progress=False)
+    assert skipped.results == []
+
+
+def test_instance_search_finds_altered_originals(service, fashion_slice):
+    outcome = evaluate_instances(service, list_catalogue(fashion_slice), count=12, progress=False)
+    assert outcome.queries == 12 and set(outcome.found_at) == {1, 5, 10}
+    assert 0.5 <= outcome.found_at[5] <= outcome.found_at[10] <= 1.0
+
+
+def test_evaluate_command_with_a_tau_sweep(monkeypatch, tmp_path, trained_model_path, fashion_slice):
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("LOOKALIKE_MODEL_PATH", str(trained_model_path))
+    monkeypatch.setenv("LOOKALIKE_NARROW_MAX_CATEGORIES", "3")
+    queries = copy_slice(tmp_path / "queries", SLICE_CATEGORIES[:2], per_category=3, split="queries")
+    assert main(["db", "upgrade"]) == 0 and main(["ingest", str(fashion_slice)]) == 0
+    assert main(["evaluate", str(queries), "--out", str(tmp_path / "sweep"), "--tau", "0,0.999999"]) == 0
+    table = (tmp_path / "sweep" / "narrowing.md").read_text()
+    assert "| 0 |" in table and "| 0.999999 |" in table and (tmp_path / "sweep" / "narrowing.png").is_file()
+    wide = json.loads((tmp_path / "sweep" / "tau-0.999999" / "summary.json").read_text())
+    assert 1 <= wide["mean_categories_searched"] <= 3 and wide["settings"]["max_categories"] == 3
