@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -173,6 +174,33 @@ def cmd_evaluate_instances(args, settings: Settings) -> None:
     print(outcome.markdown(), end="")
 
 
+def cmd_grid(args, settings: Settings) -> None:
+    """Backbones × optimizers × learning rates, each trained and tested; results table and curves."""
+    from evaluation.grid import run_grid
+    from ingest.catalogue import list_catalogue
+    from model.training import TrainConfig
+
+    wanted = set(args.categories.split(",")) if args.categories else None
+
+    def subset(folder: Path, limit: int):
+        taken: Counter[str] = Counter()
+        chosen = []
+        for entry in list_catalogue(folder):
+            if (wanted is None or entry.category in wanted) and (not limit or taken[entry.category] < limit):
+                taken[entry.category] += 1
+                chosen.append(entry)
+        return chosen
+
+    backbones = [tuple(item.split(":", 1)) if ":" in item else (item, "imagenet") for item in args.backbones.split(",")]
+    base = TrainConfig(input_size=args.input_size, epochs=args.epochs, patience=args.patience, augment=args.augment,
+                       batch_size=settings.batch_size)
+    runs = run_grid(subset(args.catalogue, args.per_category), subset(args.test, 0), base, backbones,
+                    args.optimizers.split(","), [float(r) for r in args.learning_rates.split(",")], args.out,
+                    args.note or "")
+    print((args.out / "results.md").read_text(), end="")
+    print(f"{len(runs)} runs; curves and checkpoints in {args.out}")
+
+
 def cmd_categories(args, settings: Settings) -> None:
     for name, count in _store(settings).category_counts().items():
         print(f"{count:>7}  {name}")
@@ -279,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     instances.add_argument("--out", type=Path, required=True)
     instances.add_argument("--count", type=int, default=500)
     instances.set_defaults(func=cmd_evaluate_instances)
+
+    grid = sub.add_parser("grid", help="the thesis's comparison: backbones × optimizers × learning rates")
+    grid.add_argument("catalogue", type=Path, help="training images: a folder of category folders")
+    grid.add_argument("--test", type=Path, required=True, help="labelled test images, same categories")
+    grid.add_argument("--out", type=Path, required=True)
+    grid.add_argument("--backbones", default="small_cnn:none,vgg16,resnet50,mobilenet_v2",
+                      help="comma-separated NAME or NAME:WEIGHTS (weights: imagenet, none or a file)")
+    grid.add_argument("--optimizers", default="adam,rmsprop")
+    grid.add_argument("--learning-rates", default="1e-2,1e-3,1e-4")
+    grid.add_argument("--epochs", type=int, default=50)
+    grid.add_argument("--patience", type=int, default=5)
+    grid.add_argument("--augment", action="store_true")
+    grid.add_argument("--input-size", type=int, default=0)
+    grid.add_argument("--per-category", type=int, default=0, help="at most this many training images per category")
+    grid.add_argument("--categories", help="comma-separated subset of categories")
+    grid.add_argument("--note", help="a note repeated in every row (e.g. 'small run')")
+    grid.set_defaults(func=cmd_grid)
 
     categories = sub.add_parser("categories", help="list categories with their product counts")
     categories.set_defaults(func=cmd_categories)

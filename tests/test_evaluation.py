@@ -64,3 +64,16 @@ def test_evaluate_command_with_a_tau_sweep(monkeypatch, tmp_path, trained_model_
     assert "| 0 |" in table and "| 0.999999 |" in table and (tmp_path / "sweep" / "narrowing.png").is_file()
     wide = json.loads((tmp_path / "sweep" / "tau-0.999999" / "summary.json").read_text())
     assert 1 <= wide["mean_categories_searched"] <= 3 and wide["settings"]["max_categories"] == 3
+
+
+def test_grid_command_trains_and_tests_every_combination(tmp_path, fashion_slice, capsys):
+    queries = copy_slice(tmp_path / "queries", per_category=3, split="queries")
+    out = tmp_path / "grid"
+    assert main(["grid", str(fashion_slice), "--test", str(queries), "--out", str(out), "--backbones",
+                 "small_cnn:none", "--optimizers", "adam,rmsprop", "--learning-rates", "1e-3", "--epochs", "2",
+                 "--input-size", "32", "--per-category", "8", "--note", "tiny"]) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["optimizer"], r["learning_rate"]) for r in rows] == [("adam", 0.001), ("rmsprop", 0.001)]
+    assert all(r["epochs_run"] == 2 and 0 <= r["test_accuracy"] <= 1 and r["note"] == "tiny" for r in rows)
+    assert (out / "curves-small_cnn-adam-0.001.png").is_file()
+    assert "| small_cnn | none | rmsprop | 0.001 |" in capsys.readouterr().out
