@@ -33,3 +33,13 @@ def test_errors_are_one_clear_line(env, capsys):
     main(["db", "upgrade"])
     assert main(["ingest", "no/such/folder"]) == 2
     assert "catalogue folder not found" in capsys.readouterr().err
+
+
+def test_every_top_level_package_is_installed():
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert declared == on_disk
