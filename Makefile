@@ -4,7 +4,7 @@ VENV ?= .venv
 PORT ?= 8000
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-dev test-deps
+.PHONY: demo test bench install install-dev test-deps
 
 ## demo: set up everything offline, train, ingest the demo catalogue, search once, then serve the web app
 demo: install
@@ -14,6 +14,10 @@ demo: install
 ## test: install the test dependencies (Python packages, a MariaDB server) and run every test
 test: install-dev test-deps
 	$(BIN)/python -m pytest
+
+## bench: measure every figure of issue 5 against its baseline (under 15 minutes); writes docs/benchmarks.md
+bench: install-dev test-deps
+	$(BIN)/python -m bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

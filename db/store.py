@@ -193,8 +193,9 @@ class Store:
     # --- search -------------------------------------------------------------------------------
 
     def category_revisions(self) -> dict[str, int]:
-        with self._session() as session:
-            return dict(session.execute(select(Category.name, Category.revision)).all())
+        """Every category's revision: read before each search, so a plain connection, not an ORM session."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(Category.name, Category.revision)).all())
 
     def category_vectors(self, category: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
         """Product ids and their vectors of one model version in one category, as a float32 matrix."""

@@ -1,7 +1,8 @@
 """The catalogue loader: files → hash check → decode → batched forward pass → batched transaction.
 
-Reading and decoding run in worker threads a few batches ahead of the network, so the model does not
-wait for JPEG decoding. Each batch of products is committed together with its vectors in one
+Three overlapping stages: reading and decoding run in worker threads a few batches ahead of the network,
+and a writer thread commits one batch while the network embeds the next, so the model waits neither
+for JPEG decoding nor for the database. Each batch of products is committed together with its vectors in one
 transaction, so a killed run leaves nothing half-written and a re-run skips what is already stored.
 """
 from __future__ import annotations
@@ -86,18 +87,33 @@ class Loader:
         started = time.perf_counter()
         seen: set[str] = set()
         chunks = [files[i:i + self.batch_size] for i in range(0, len(files), self.batch_size)]
-        with tqdm(total=len(files), unit="img", desc="ingest", disable=not self.progress) as bar:
+        # One writer thread commits a batch while the network embeds the next one. The next batch is handed
+        # to it only once the previous one has committed, so a failed write stops everything after it.
+        writing: tuple[Future | None, _Prepared] | None = None
+        with tqdm(total=len(files), unit="img", desc="ingest", disable=not self.progress) as bar, \
+                ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
             for prepared in self._ahead(self._prepare, chunks):
                 # The same picture twice in one catalogue is stored once.
                 batch = [item for item in prepared.decoded if item.sha256 not in seen]
                 seen.update(item.sha256 for item in batch)
-                added = self._store(batch, metadata) if batch else 0
-                report.added += added
-                report.present += prepared.present + len(prepared.decoded) - added
-                report.rejected += prepared.rejected
-                bar.update(prepared.size)
+                products = self._embed(batch, metadata) if batch else []
+                if writing:
+                    self._settle(*writing, report, bar)
+                writing = (writer.submit(self.store.add_products, products, self.model.version)
+                           if products else None, prepared)
+            if writing:
+                self._settle(*writing, report, bar)
         report.seconds = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _settle(write: Future | None, prepared: _Prepared, report: IngestReport, bar: tqdm) -> None:
+        """Wait for one batch's transaction and count its outcome."""
+        added = len(write.result()) if write else 0
+        report.added += added
+        report.present += prepared.present + len(prepared.decoded) - added
+        report.rejected += prepared.rejected
+        bar.update(prepared.size)
 
     def _ahead(self, work, items: list) -> Iterator:
         """Run ``work`` over ``items`` in worker threads, a bounded number ahead, yielding in order."""
@@ -134,15 +150,14 @@ class Loader:
                                              to_array(image.rgb, self.model.input_size)))
         return prepared
 
-    def _store(self, batch: list[_Decoded], metadata: dict[Path, dict]) -> int:
+    def _embed(self, batch: list[_Decoded], metadata: dict[Path, dict]) -> list[NewProduct]:
         vectors = self.model.predict(np.stack([item.array for item in batch])).embeddings
-        products = [
+        return [
             NewProduct(category=item.entry.category, external_id=item.entry.external_id, image=item.data,
                        image_sha256=item.sha256, content_type=item.content_type, width=item.width,
                        height=item.height, vector=vector, attributes=metadata.get(item.entry.path, {}))
             for item, vector in zip(batch, vectors)
         ]
-        return len(self.store.add_products(products, self.model.version))
 
     def reembed(self, prune: bool = True) -> dict[str, int]:
         """Give every stored product a vector of the current model; optionally drop other versions' vectors.

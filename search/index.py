@@ -1,7 +1,8 @@
 """Per-category vector matrices kept in memory and refreshed when their category changes.
 
 Every search first reads each category's revision (one small query); a matrix is reloaded only when
-its category's revision moved, which works across any number of serving processes.
+its category's revision moved, which works across any number of serving processes. The products'
+descriptions are cached with their vectors, so a search reads nothing else from the database.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from db.store import Store
+from db.store import ProductInfo, Store
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class CategoryMatrix:
     product_ids: np.ndarray  # (n,) int64
     vectors: np.ndarray  # (n, d) float32, C-contiguous
     sq_norms: np.ndarray  # (n,) float32
+    products: dict[int, ProductInfo]  # by product id
 
 
 class VectorIndex:
@@ -48,6 +50,7 @@ class VectorIndex:
             if cached is None or cached.revision != revision:
                 ids, vectors = self.store.category_vectors(category, self.model_version)
                 vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-                cached = CategoryMatrix(revision, ids, vectors, np.einsum("ij,ij->i", vectors, vectors))
+                cached = CategoryMatrix(revision, ids, vectors, np.einsum("ij,ij->i", vectors, vectors),
+                                        self.store.products(ids))
                 self._cache[category] = cached
             return cached

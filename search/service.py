@@ -181,15 +181,16 @@ class SearchService:
     def _rank(self, embedding: np.ndarray, categories: list[str], revisions: dict[str, int], k: int,
               metric: str) -> list[Match]:
         candidates = []  # (distance, similarity, product id) from every searched category
+        products: dict[int, ProductInfo] = {}
         for category in categories:
             if category not in revisions:
                 continue  # the model knows the category, but the catalogue has no products in it
             matrix = self.index.matrix(category, revisions[category])
             ranked = rank(embedding, matrix.vectors, matrix.sq_norms, k, metric)
-            candidates += zip(ranked.distances.tolist(), ranked.similarities.tolist(),
-                              matrix.product_ids[ranked.positions].tolist())
+            ids = matrix.product_ids[ranked.positions].tolist()
+            candidates += zip(ranked.distances.tolist(), ranked.similarities.tolist(), ids)
+            products.update((pid, matrix.products[pid]) for pid in ids if pid in matrix.products)
         candidates.sort()
         candidates = candidates[:k]
-        products = self.store.products(pid for _, _, pid in candidates)
         return [Match(products[pid], distance, similarity) for distance, similarity, pid in candidates
                 if pid in products]
