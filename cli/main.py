@@ -125,7 +125,7 @@ def cmd_serve(args, settings: Settings) -> None:
     print(f"Lookalike is serving on http://{args.host}:{args.port}/ — search by photo in a browser, or:\n"
           f"  curl -F image=@demo/queries/Watches/$(ls demo/queries/Watches | head -1) "
           f"http://{args.host}:{args.port}/api/search")
-    app.run(host=args.host, port=args.port, threaded=True)
+    app.run(host=args.host, port=args.port, threaded=True, debug=False)  # never the debugger, whatever FLASK_DEBUG says
 
 
 def cmd_evaluate(args, settings: Settings) -> None:

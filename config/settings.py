@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from limits import parse_many
+
 METRICS = ("euclidean", "cosine")
 SCOPES = ("category", "all")
 
@@ -22,6 +24,15 @@ def _number(environ: Mapping[str, str], name: str, default, kind=int):
         return kind(raw)
     except ValueError as e:
         raise ValueError(f"{name} must be {'a whole number' if kind is int else 'a number'}, got {raw!r}") from e
+
+
+def _rate(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name) or default
+    try:
+        parse_many(value)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a rate like '60 per minute' or '5/second;100/hour', got {value!r}") from e
+    return value
 
 
 def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -56,6 +67,10 @@ class Settings:
         url_timeout_seconds: time limit of a URL search's download.
         demo_backbone: backbone of the demo; ``mobilenet_v2`` uses the offline weights shipped in
             ``demo/weights``, any other uses Keras's ImageNet loader (cache, or a download with internet).
+        rate_limit: searches allowed per client address (page and API counted together), in the
+            ``limits`` notation, e.g. ``60 per minute`` or ``5/second;100/hour``.
+        trusted_proxies: how many reverse proxies in front of the app set ``X-Forwarded-For``; 0 means the
+            client is the socket's peer (a client cannot then pretend to be another by sending the header).
     """
 
     data_dir: Path = Path("var")
@@ -77,6 +92,8 @@ class Settings:
     allow_private_urls: bool = False
     url_timeout_seconds: float = 5.0
     demo_backbone: str = "mobilenet_v2"
+    rate_limit: str = "60 per minute"
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -103,6 +120,8 @@ class Settings:
             allow_private_urls=env.get("LOOKALIKE_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
             url_timeout_seconds=_number(env, "LOOKALIKE_URL_TIMEOUT_SECONDS", 5.0, float),
             demo_backbone=env.get("LOOKALIKE_DEMO_BACKBONE") or "mobilenet_v2",
+            rate_limit=_rate(env, "LOOKALIKE_RATE_LIMIT", "60 per minute"),
+            trusted_proxies=_number(env, "LOOKALIKE_TRUSTED_PROXIES", 0),
         )
 
     @property

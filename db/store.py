@@ -54,6 +54,11 @@ class ProductInfo:
     height: int
 
 
+# mysql-connector waits for ever by default: a stopped or unreachable server would hang every request
+# instead of failing it (503). A healthy server answers a handshake in milliseconds; a statement may run longer.
+MYSQL_CONNECTOR_TIMEOUTS = {"connection_timeout": 5, "read_timeout": 30, "write_timeout": 30}
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine with the options each backend needs to be a dependable store."""
     if url.startswith("sqlite"):
@@ -71,7 +76,8 @@ def create_db_engine(url: str) -> Engine:
 
         return engine
     # pre-ping replaces connections the server dropped (restart, wait_timeout) instead of failing a request.
-    return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+    connect_args = MYSQL_CONNECTOR_TIMEOUTS if make_url(url).get_driver_name() == "mysqlconnector" else {}
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args=connect_args)
 
 
 class Store:

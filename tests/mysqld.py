@@ -74,36 +74,72 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def _local_server() -> Iterator[str]:
-    server = _find_server()
-    with tempfile.TemporaryDirectory(prefix="lookalike-mysqld-") as tmp:
-        datadir, port = Path(tmp) / "data", _free_port()
-        user = ["--user=root"] if os.geteuid() == 0 else []  # mariadbd refuses root without it
+class LocalServer:
+    """A throwaway ``mariadbd``/``mysqld`` on a free loopback port, its data in ``folder``.
+
+    It can be stopped and started again on the same data and port, as the outage test does; ``process``
+    is the running server (to freeze it with SIGSTOP, for instance).
+    """
+
+    def __init__(self, folder: Path):
+        self.binary = _find_server()
+        self.folder = folder
+        self.datadir = folder / "data"
+        self.log = folder / "server.log"
+        self.port = _free_port()
+        self.url = f"mysql+mysqlconnector://root@127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self._user = ["--user=root"] if os.geteuid() == 0 else []  # mariadbd refuses root without it
         install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
         if install:
-            subprocess.run([install, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
-                            "--skip-test-db", *user], check=True, capture_output=True)
-        else:
-            subprocess.run([server, "--no-defaults", "--initialize-insecure", f"--datadir={datadir}", *user],
+            subprocess.run([install, "--no-defaults", f"--datadir={self.datadir}",
+                            "--auth-root-authentication-method=normal", "--skip-test-db", *self._user],
                            check=True, capture_output=True)
-        log = open(Path(tmp) / "server.log", "wb")
-        process = subprocess.Popen(
-            [server, "--no-defaults", f"--datadir={datadir}", f"--port={port}", "--bind-address=127.0.0.1",
-             f"--socket={Path(tmp) / 'mysqld.sock'}", f"--pid-file={Path(tmp) / 'mysqld.pid'}",
-             "--character-set-server=utf8mb4", "--innodb-buffer-pool-size=128M", "--skip-log-bin",
-             "--innodb-flush-log-at-trx-commit=2", *user],
-            stdout=log, stderr=subprocess.STDOUT)
+        else:
+            subprocess.run([self.binary, "--no-defaults", "--initialize-insecure", f"--datadir={self.datadir}",
+                            *self._user], check=True, capture_output=True)
+
+    def start(self) -> None:
+        """Start the server and wait until it listens."""
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [self.binary, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+                 "--bind-address=127.0.0.1", f"--socket={self.folder / 'mysqld.sock'}",
+                 f"--pid-file={self.folder / 'mysqld.pid'}", "--character-set-server=utf8mb4",
+                 "--innodb-buffer-pool-size=128M", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=2",
+                 *self._user],
+                stdout=log, stderr=subprocess.STDOUT)
+        _wait_for(self.port, self.process, self.log)
+
+    def stop(self) -> None:
+        """Shut the server down cleanly (SIGTERM), or kill it if it takes more than 30 s."""
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            _wait_for(port, process, Path(tmp) / "server.log")
-            yield f"mysql+mysqlconnector://root@127.0.0.1:{port}"
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@contextlib.contextmanager
+def local_server() -> Iterator[LocalServer]:
+    """A started ``LocalServer`` in a temporary folder, stopped and deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="lookalike-mysqld-") as tmp:
+        server = LocalServer(Path(tmp))
+        try:
+            server.start()
+            yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
+            server.stop()
+
+
+@contextlib.contextmanager
+def _local_server() -> Iterator[str]:
+    with local_server() as server:
+        yield server.url
 
 
 def _wait_for(port: int, process: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:

@@ -1,24 +1,14 @@
 """Decoding untrusted bytes: every odd or hostile input becomes an upright RGB picture or a clear ImageError."""
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from model.images import ImageError, decode_image, to_array
-from tests.images import encode, gradient
+from tests.images import encode, gradient, png_declaring
 
 LIMIT = 40_000_000
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims a huge size (a decompression bomb)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("data, message", [

@@ -1,4 +1,4 @@
-"""Every route and every error status, through Flask's test client, on a real store and model."""
+"""Every route through Flask's test client, on a real store and model (bad uploads: test_hardening_uploads.py)."""
 import http.server
 import io
 import threading
@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from tests.images import encode, gradient
 from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
 from webapp import create_app
 from webapp.openapi import openapi_document
@@ -139,59 +138,10 @@ def test_url_search_refusal_through_the_api(web_settings, web_service):
     assert response.status_code == 400 and "public address" in response.get_json()["error"]
 
 
-def bomb():
-    return encode(gradient(3000, 2000), "PNG")  # 6 M pixels > the tests' 4 M limit
-
-
-@pytest.mark.parametrize("data, fields, status, message", [
-    (b"", {}, 415, "empty"),
-    (b"just some text", {}, 415, "not a usable image"),
-    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", {}, 415, "not a usable image"),
-    (None, {}, 413, "too large"),
-    (b"x" * (3 * 1024 * 1024), {}, 413, "limit"),
-    (b"ok", {"k": "0"}, 400, "k must be"),
-    (b"ok", {"k": "ten"}, 400, "whole number"),
-    (b"ok", {"metric": "manhattan"}, 400, "metric"),
-    (b"ok", {"colour": "red"}, 400, "unknown parameter"),
-])
-def test_api_errors_are_json_with_the_right_status(client, data, fields, status, message):
-    response = upload(client, bomb() if data is None else data, **fields)
-    assert response.status_code == status
-    body = response.get_json()
-    assert body["status"] == status and message in body["error"] and "Traceback" not in body["error"]
-
-
-def test_request_without_a_file_and_bad_json(client):
-    response = client.post("/api/search", data={"k": "3"}, content_type="multipart/form-data")
-    assert response.status_code == 400 and "multipart file field 'image'" in response.get_json()["error"]
-    response = client.post("/api/search", json={"url": "x"})
-    assert response.status_code == 400 and "image_url" in response.get_json()["error"]
-
-
-def test_page_errors_are_pages(client):
-    response = upload(client, b"not an image", url="/search")
-    assert response.status_code == 415 and b'id="error-message"' in response.data
-    assert client.get("/review/unknown").status_code == 404
-    assert client.get("/nowhere").status_code == 404
-
-
-def test_security_headers(client):
-    headers = client.get("/").headers
-    assert "script-src 'self'" in headers["Content-Security-Policy"] and "unsafe-inline" not in headers["Content-Security-Policy"]
-    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
-    assert headers["X-Content-Type-Options"] == "nosniff"
-
-
-def test_database_outage_answers_503(web_settings, web_service):
-    from db.store import Store
-    from search.service import SearchService
-
-    broken = Store.from_url("mysql+mysqlconnector://nobody@127.0.0.1:1/none?connection_timeout=2")
-    service = SearchService(web_service.model, broken)
-    client = create_app(web_settings, service).test_client()
-    assert client.get("/healthz").status_code == 503
-    response = client.get("/api/categories")
-    assert response.status_code == 503 and "unavailable" in response.get_json()["error"]
+def test_unknown_pages_are_404_pages(client):
+    for url in ("/review/unknown", "/nowhere"):
+        response = client.get(url)
+        assert response.status_code == 404 and b'id="error-message"' in response.data
 
 
 def test_a_weak_best_match_is_said_plainly(web_settings, web_service, fashion_slice):

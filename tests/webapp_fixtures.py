@@ -15,8 +15,9 @@ from webapp import create_app
 
 @pytest.fixture(scope="session")
 def web_settings(tmp_path_factory):
+    # The web tests search far faster than any shopper: the rate limit has its own tests, with a low limit.
     return Settings(data_dir=tmp_path_factory.mktemp("web"), top_k=30, allow_private_urls=True,
-                    max_upload_bytes=2 * 1024 * 1024, max_image_pixels=4_000_000)
+                    max_upload_bytes=2 * 1024 * 1024, max_image_pixels=4_000_000, rate_limit="100000 per minute")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings
 from search.service import SearchService
@@ -35,17 +36,24 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
 
     Serve in production with ``gunicorn 'webapp:create_app()'`` (see README).
     """
-    from webapp import api, errors, review, security, shop
+    from webapp import api, errors, limits, review, security, shop, uploads
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    app.request_class = uploads.InMemoryRequest
+    # Flask turns debug mode on from FLASK_DEBUG; settings come from LOOKALIKE_* only, and debug mode
+    # (tracebacks, the interactive debugger) must never reach a shop on the internet.
+    app.debug = False
     app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes + FORM_OVERHEAD_BYTES, JSON_SORT_KEYS=False)
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.extensions["lookalike"] = Lookalike(
         settings, service or SearchService.from_settings(settings), TraceStore(settings.trace_ttl_seconds))
     for blueprint in (shop.blueprint, review.blueprint, api.blueprint):
         app.register_blueprint(blueprint)
     errors.register(app)
     security.register(app)
+    limits.register(app, settings.rate_limit)
     return app
 
 

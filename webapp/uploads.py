@@ -4,6 +4,7 @@ The upload is held in memory only: its file name is never used and nothing is wr
 """
 from __future__ import annotations
 
+import io
 import ipaddress
 import socket
 import time
@@ -12,6 +13,7 @@ import urllib.parse
 import urllib.request
 from typing import Mapping
 
+from flask import Request
 from werkzeug.datastructures import FileStorage
 
 from search.service import SearchError
@@ -25,6 +27,16 @@ class UploadError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+class InMemoryRequest(Request):
+    """A request whose uploaded files stay in memory (bounded by MAX_CONTENT_LENGTH).
+
+    Werkzeug spools uploads over 500 KB to a temporary file; a shopper's photo must never reach the disk.
+    """
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
 
 
 def read_file(file: FileStorage | None, max_bytes: int) -> bytes:
@@ -111,7 +123,8 @@ def _read_within(response, max_bytes: int, deadline: float) -> bytes:
     while size <= max_bytes:
         if time.monotonic() > deadline:
             raise UploadError(400, "image_url took too long to download")
-        chunk = response.read(min(64 * 1024, max_bytes + 1 - size))
+        # read1 returns what has arrived; read(n) would wait for n bytes, however slowly they trickle in.
+        chunk = response.read1(min(64 * 1024, max_bytes + 1 - size))
         if not chunk:
             break
         chunks.append(chunk)
