@@ -5,6 +5,7 @@ The model and the store are built here, once, from the settings, and passed to w
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import Counter
@@ -52,7 +53,7 @@ def _engine(settings: Settings):
 
 
 def cmd_train(args, settings: Settings) -> None:
-    from ingest.catalogue import list_catalogue
+    from ingest.catalogue import list_catalogue, relabel
     from model.training import TrainConfig
 
     config = TrainConfig(backbone=args.backbone or settings.backbone, weights=args.weights or settings.weights,
@@ -61,7 +62,9 @@ def cmd_train(args, settings: Settings) -> None:
                          validation_split=args.validation_split, patience=args.patience, augment=args.augment,
                          augment_copies=args.augment_copies, fine_tune_layers=args.fine_tune_layers,
                          fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate)
-    train_and_save(list_catalogue(args.catalogue), config, settings.resolved_model_path)
+    mapping = json.loads(args.label_map.read_text()) if args.label_map else {}
+    files = [entry for folder in args.catalogue for entry in relabel(list_catalogue(folder), mapping)]
+    train_and_save(files, config, settings.resolved_model_path)
 
 
 def train_and_save(files, config, model_path: Path) -> None:
@@ -237,7 +240,6 @@ def cmd_demo(args, settings: Settings) -> None:
 
 def _model_fits(model_path: Path, backbone: str) -> bool:
     from model.network import card_path
-    import json
 
     card = card_path(model_path)
     return model_path.is_file() and card.is_file() and json.loads(card.read_text())["backbone"] == backbone
@@ -254,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     train = sub.add_parser("train", help="train the classifier+embedding head on a catalogue folder")
-    train.add_argument("catalogue", type=Path, help="a folder of category folders")
+    train.add_argument("catalogue", type=Path, nargs="+", help="one or more folders of category folders")
+    train.add_argument("--label-map", type=Path,
+                       help="JSON: folder label → category (null drops it), for extra training photos")
     train.add_argument("--backbone", help="resnet50, mobilenet_v2, vgg16 or small_cnn (default: settings)")
     train.add_argument("--weights", help="imagenet, none or a weights file (default: settings)")
     train.add_argument("--input-size", type=int, default=0)

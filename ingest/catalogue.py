@@ -34,6 +34,15 @@ def list_catalogue(root: Path, category: str | None = None) -> list[CatalogueFil
     return files
 
 
+def relabel(files: list[CatalogueFile], mapping: dict[str, str | None]) -> list[CatalogueFile]:
+    """Files whose folder label the mapping names get its category; a label mapped to null is dropped.
+
+    Lets photos labelled differently (e.g. a clothing data set's ``t-shirt``) train a catalogue category.
+    """
+    return [CatalogueFile(f.path, mapping[f.category], f.external_id) if f.category in mapping else f
+            for f in files if mapping.get(f.category, f.category) is not None]
+
+
 def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | None = None) -> dict[Path, dict]:
     """Metadata rows joined to catalogue files by file name or id.
 

@@ -43,3 +43,23 @@ def test_every_top_level_package_is_installed():
     declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench"}  # run from the repo
     assert declared == on_disk
+
+
+def test_training_on_several_folders_with_a_label_map(env, fashion_slice, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    extra = tmp_path / "photos"
+    for label, category in (("bag", "Backpacks"), ("clock", "Watches"), ("skip", "Heels")):
+        (extra / label).mkdir(parents=True)
+        for path in sorted((fashion_slice / category).glob("*.jpg"))[:2]:
+            shutil.copy(path, extra / label / f"extra-{path.name}")
+    label_map = tmp_path / "labels.json"
+    label_map.write_text(json.dumps({"bag": "Backpacks", "clock": "Watches", "skip": None}))
+    model = tmp_path / "m" / "model.keras"
+    monkeypatch.setenv("LOOKALIKE_MODEL_PATH", str(model))
+    assert main(["train", str(fashion_slice), str(extra), "--label-map", str(label_map), "--backbone", "small_cnn",
+                 "--weights", "none", "--input-size", "32", "--epochs", "1"]) == 0
+    card = json.loads(model.with_suffix(".meta.json").read_text())
+    assert card["categories"] == ["Backpacks", "Heels", "Sunglasses", "Watches"]
+    assert card["training"]["images"] == 48 + 4  # the slice, two bags and two clocks; "skip" is dropped
