@@ -1,6 +1,7 @@
 """Shared fixtures: real stores (SQLite and MySQL), slices of the shared fashion data, a small trained model."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -22,15 +23,22 @@ SLICE_CATEGORIES = ("Backpacks", "Sunglasses", "Watches", "Heels")
 MYSQL_OPTIONS = "charset=utf8mb4&collation=utf8mb4_unicode_ci"
 
 
-@pytest.fixture(scope="session")
-def mysql_server_url():
+@contextlib.contextmanager
+def required(server, what: str):
+    """Enter a database server's context; without one, skip — but fail in CI, where ``what`` must run."""
     try:
-        with mysql_server() as url:
-            yield url
+        with server as entered:
+            yield entered
     except NoServer as e:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"store tests must run in CI: {e}")
+            pytest.fail(f"{what} must run in CI: {e}")
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url():
+    with required(mysql_server(), "the store tests") as url:
+        yield url
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from db.store import Store
 from ingest.catalogue import list_catalogue
 from ingest.loader import Loader
 from search.service import SearchService
-from tests.conftest import MYSQL_OPTIONS
-from tests.mysqld import NoServer, local_server
+from tests.conftest import MYSQL_OPTIONS, required
+from tests.mysqld import local_server
 from webapp import create_app
 
 # The production timeouts (db/store.py: 5 s to connect, 30 s per read) shortened to keep the frozen case short.
@@ -37,13 +37,8 @@ RECOVERY_BOUND = 30.0  # seconds: not recovered by then means it does not recove
 @pytest.fixture
 def database():
     """A local server of our own, which the test may stop, start, freeze and thaw."""
-    try:
-        with local_server() as server:
-            yield server
-    except NoServer as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the outage test must run in CI: {e}")
-        pytest.skip(str(e))
+    with required(local_server(), "the outage test") as server:
+        yield server
 
 
 @pytest.fixture
