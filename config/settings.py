@@ -59,7 +59,8 @@ class Settings:
         max_upload_bytes: largest image accepted for a search or an ingest.
         max_image_pixels: decoded images larger than this are refused (decompression bombs).
         narrow_tau, narrow_max_categories: a search covers the fewest most probable categories whose
-            probabilities sum to at least ``narrow_tau``, and at most ``narrow_max_categories`` of them.
+            probabilities sum to at least ``narrow_tau``, and at most ``narrow_max_categories`` of them
+            (the defaults were chosen from the measured curve in docs/quality.md).
         min_similarity: below this best-match similarity (percent) a search says plainly that nothing
             in the catalogue looks much like the photo.
         trace_ttl_seconds: how long the reviewer page of a search stays available (kept in memory only).
@@ -85,8 +86,8 @@ class Settings:
     scope: str = "category"
     max_upload_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
-    narrow_tau: float = 0.0
-    narrow_max_categories: int = 1
+    narrow_tau: float = 0.9
+    narrow_max_categories: int = 3
     min_similarity: float = 60.0
     trace_ttl_seconds: int = 900
     allow_private_urls: bool = False
@@ -113,8 +114,8 @@ class Settings:
             scope=_choice(env, "LOOKALIKE_SCOPE", "category", SCOPES),
             max_upload_bytes=_number(env, "LOOKALIKE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             max_image_pixels=_number(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
-            narrow_tau=_number(env, "LOOKALIKE_NARROW_TAU", 0.0, float),
-            narrow_max_categories=_number(env, "LOOKALIKE_NARROW_MAX_CATEGORIES", 1),
+            narrow_tau=_number(env, "LOOKALIKE_NARROW_TAU", 0.9, float),
+            narrow_max_categories=_number(env, "LOOKALIKE_NARROW_MAX_CATEGORIES", 3),
             min_similarity=_number(env, "LOOKALIKE_MIN_SIMILARITY", 60.0, float),
             trace_ttl_seconds=_number(env, "LOOKALIKE_TRACE_TTL_SECONDS", 900),
             allow_private_urls=env.get("LOOKALIKE_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),

@@ -74,6 +74,7 @@ class SearchService:
         max_image_pixels: uploads larger than this are refused.
         max_k: the largest k a caller may ask for.
         tau, max_categories: confidence-aware narrowing (``tau`` 0 searches the most probable category only).
+            The defaults are the settings' defaults.
     """
 
     @classmethod
@@ -88,7 +89,7 @@ class SearchService:
 
     def __init__(self, model: EmbeddingModel, store: Store, top_k: int = 30, metric: str = "euclidean",
                  scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
-                 tau: float = 0.0, max_categories: int = 1):
+                 tau: float = 0.9, max_categories: int = 3):
         self.model = model
         self.store = store
         self.index = VectorIndex(store, model.version)
