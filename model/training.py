@@ -235,7 +235,7 @@ def _fit(classifier: keras.Model, x_train, y_train, x_val, y_val, config: TrainC
                                         save_weights_only=True),
     ]
     if isinstance(x_train, tf.data.Dataset):
-        fit_args = {"x": x_train}
+        fit_args = {"x": x_train, "shuffle": False}  # the dataset shuffles itself
     else:
         fit_args = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
     history = classifier.fit(**fit_args, epochs=epochs, callbacks=callbacks, verbose=2 if progress else 0,
