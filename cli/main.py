@@ -19,12 +19,10 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_WEIGHTS = DEMO_DIR / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
 
 
-def _store(settings: Settings, upgrade: bool = False):
-    from db.migrate import require_current, upgrade as upgrade_schema
+def _store(settings: Settings):
+    from db.migrate import require_current
     from db.store import Store
 
-    if upgrade:
-        upgrade_schema(settings.resolved_database_url)
     store = Store.from_url(settings.resolved_database_url)
     require_current(store.engine)
     return store
@@ -211,6 +209,7 @@ def cmd_categories(args, settings: Settings) -> None:
 
 def cmd_demo(args, settings: Settings) -> None:
     """Set up the embedded demo from the committed assets: schema, model, catalogue, one search."""
+    from db.migrate import upgrade
     from ingest.catalogue import list_catalogue, load_metadata
     from ingest.loader import Loader
     from model.training import TrainConfig
@@ -222,17 +221,16 @@ def cmd_demo(args, settings: Settings) -> None:
              "set LOOKALIKE_DEMO_BACKBONE=resnet50 where they are available)" if offline
              else "ImageNet weights through Keras (its cache, or a download)"))
     print(f"database: {settings.resolved_database_url}")
-    store = _store(settings, upgrade=True)
+    upgrade(settings.resolved_database_url)
     model_path = settings.resolved_model_path
     files = list_catalogue(DEMO_DIR / "catalogue")
     if not _model_fits(model_path, settings.demo_backbone):
         weights = str(DEMO_WEIGHTS) if offline else "imagenet"
         train_and_save(files, TrainConfig(backbone=settings.demo_backbone, weights=weights, epochs=40,
                                           batch_size=settings.batch_size), model_path)
-    model = _model(settings)
-    print(Loader(model, store, settings.batch_size, settings.max_image_pixels)
+    service = SearchService.from_settings(settings)
+    print(Loader(service.model, service.store, settings.batch_size, settings.max_image_pixels)
           .ingest(files, load_metadata(DEMO_DIR / "products.csv", files)).summary())
-    service = SearchService(model, store, settings.top_k, settings.metric, settings.scope, settings.max_image_pixels)
     query = sorted((DEMO_DIR / "queries").rglob("*.jpg"))[0]
     print(f"\nsearching with {query.relative_to(DEMO_DIR)} (k=5):")
     print(format_result(service.search(query.read_bytes(), k=5)))

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config.settings import METRICS
+
 
 @dataclass(frozen=True)
 class Ranked:
@@ -39,7 +41,7 @@ def rank(query: np.ndarray, matrix: np.ndarray, sq_norms: np.ndarray, k: int, me
         >>> rank(m[1], m, (m * m).sum(1), k=1).positions
         array([1])
     """
-    if metric not in ("euclidean", "cosine"):
+    if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose euclidean or cosine")
     if len(matrix) == 0 or k <= 0:
         empty = np.zeros(0, dtype=np.float32)

@@ -168,13 +168,14 @@ class SearchService:
         if scope == "all":
             return sorted(revisions), "scope 'all': every category in the catalogue"
         chosen: list[tuple[str, float]] = []
+        total = 0.0
         for category, p in probabilities:
             chosen.append((category, p))
-            if sum(q for _, q in chosen) >= self.tau or len(chosen) >= self.max_categories:
+            total += p
+            if total >= self.tau or len(chosen) >= self.max_categories:
                 break
         if len(chosen) == 1 and self.tau <= 0:
             return [chosen[0][0]], f"the most probable category ({chosen[0][0]}, p = {chosen[0][1]:.3f})"
-        total = sum(p for _, p in chosen)
         terms = " + ".join(f"{c} {p:.3f}" for c, p in chosen)
         return [c for c, _ in chosen], (f"the fewest most probable categories whose probabilities reach "
                                         f"τ = {self.tau:g} (at most {self.max_categories}): {terms} = {total:.3f}")
