@@ -11,10 +11,11 @@ from db.store import Store, encode_vector
 from ingest.catalogue import CatalogueFile
 from ingest.loader import Loader
 from model.images import decode_image, to_array
-from model.network import EmbeddingModel
+from model.inference import Network
+from model.network import KerasNetwork
 
 
-def loader_rate(model: EmbeddingModel, url: str, files: list[CatalogueFile], batch_size: int) -> float:
+def loader_rate(model: Network, url: str, files: list[CatalogueFile], batch_size: int) -> float:
     """Images per second of ``Loader.ingest`` (overlapping decode, batched passes, batched transactions)."""
     store = Store.from_url(url)
     report = Loader(model, store, batch_size, progress=False).ingest(files)
@@ -24,7 +25,7 @@ def loader_rate(model: EmbeddingModel, url: str, files: list[CatalogueFile], bat
     return len(files) / report.seconds  # the catalogue holds a few duplicate pictures, stored once
 
 
-def seeds_rate(model: EmbeddingModel, url: str, files: list[CatalogueFile]) -> float:
+def seeds_rate(model: KerasNetwork, url: str, files: list[CatalogueFile]) -> float:
     """Images per second of the seeds' way: per image, decode, one Keras ``predict``, one INSERT, one commit.
 
     Kept only as the baseline: never load a catalogue like this.

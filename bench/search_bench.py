@@ -22,34 +22,36 @@ from sqlalchemy import select
 from db.schema import Category, Feature, Product
 from db.store import Store
 from model.images import decode_image, to_array
-from model.network import EmbeddingModel
+from model.network import KerasNetwork
 
 ROOT = Path(__file__).resolve().parent.parent
-THREADS = 8  # the README's production line: one gunicorn worker, 8 threads
 
 
 @dataclass(frozen=True)
 class Served:
     url: str
-    worker: psutil.Process
+    workers: list[psutil.Process]
 
 
 @contextlib.contextmanager
-def serving(database_url: str, model_path: Path, data_dir: Path) -> Iterator[Served]:
-    """Serve the app with gunicorn as the README does, on a free loopback port, until the block ends."""
+def serving(database_url: str, model_path: Path, data_dir: Path, workers: int = 1, threads: int = 8,
+            env: dict[str, str] | None = None) -> Iterator[Served]:
+    """Serve the app with gunicorn as the README does (``workers`` × ``threads``), on a free loopback port,
+    until the block ends."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOKALIKE_DATABASE_URL": database_url,
-           "LOOKALIKE_MODEL_PATH": str(model_path), "LOOKALIKE_DATA_DIR": str(data_dir)}
+           "LOOKALIKE_MODEL_PATH": str(model_path), "LOOKALIKE_DATA_DIR": str(data_dir),
+           "LOOKALIKE_RATE_LIMIT": "1000000 per minute", **(env or {})}
     log = open(data_dir / "gunicorn.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", str(THREADS), "--bind",
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads), "--bind",
          f"127.0.0.1:{port}", "webapp:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, data_dir / "gunicorn.log")
-        yield Served(url, psutil.Process(process.pid).children()[0])
+        yield Served(url, psutil.Process(process.pid).children())
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -97,7 +99,7 @@ class Latency:
 
 def sequential(served: Served, images: list[bytes], database: psutil.Process | None) -> Latency:
     """One search after another over HTTP, each upload → JSON with the top 30."""
-    processes = [served.worker, psutil.Process()] + ([database] if database else [])
+    processes = [*served.workers, psutil.Process()] + ([database] if database else [])
     seconds, retrieval, best, steps = [], [], [], []
     with requests.Session() as session:
         cpu_before = cpu_seconds(processes)
@@ -149,7 +151,7 @@ def sustained(served: Served, images: list[bytes], clients: int, seconds: float)
     return Load(counts["ok"], counts["errors"], time.monotonic() - started)
 
 
-def thesis_search(model: EmbeddingModel, store: Store, image: bytes, k: int = 30) -> tuple[float, float, int]:
+def thesis_search(model: KerasNetwork, store: Store, image: bytes, k: int = 30) -> tuple[float, float, int]:
     """The thesis's search, kept only as the baseline: Keras ``predict``, then per query SELECT the category's
     vectors with their image BLOBs, decode them, ``np.linalg.norm``, sort.
 

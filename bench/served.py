@@ -9,15 +9,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from ingest.catalogue import CatalogueFile
-from model.network import EmbeddingModel
 from model.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "demo" / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
 
 
-def served_model(files: list[CatalogueFile], per_category: int, path: Path, batch_size: int) -> EmbeddingModel:
-    """Train the head on the first ``per_category`` files of each category, save it at ``path``, load it back."""
+def train_served_model(files: list[CatalogueFile], per_category: int, path: Path, batch_size: int) -> None:
+    """Train the head on the first ``per_category`` files of each category and save it at ``path``."""
     by_category: dict[str, list[CatalogueFile]] = defaultdict(list)
     for entry in files:
         by_category[entry.category].append(entry)
@@ -25,4 +24,3 @@ def served_model(files: list[CatalogueFile], per_category: int, path: Path, batc
     config = TrainConfig(backbone="mobilenet_v2", weights=str(WEIGHTS), input_size=224, epochs=5,
                          validation_split=0.0, batch_size=batch_size)
     train(subset, config, progress=False).model.save(path)
-    return EmbeddingModel.load(path, batch_size)

@@ -19,21 +19,6 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_WEIGHTS = DEMO_DIR / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
 
 
-def _store(settings: Settings):
-    from db.migrate import require_current
-    from db.store import Store
-
-    store = Store.from_url(settings.resolved_database_url)
-    require_current(store.engine)
-    return store
-
-
-def _model(settings: Settings):
-    from model.network import EmbeddingModel
-
-    return EmbeddingModel.load(settings.resolved_model_path, settings.batch_size)
-
-
 def cmd_db(args, settings: Settings) -> None:
     from db import migrate
 
@@ -77,30 +62,44 @@ def train_and_save(files, config, model_path: Path) -> None:
           f"{result.epochs_run} epochs, {result.seconds_per_epoch:.2f} s/epoch, {best})")
 
 
+def cmd_export(args, settings: Settings) -> None:
+    """Export the trained model's ONNX graph again (models saved before serving moved to ONNX Runtime)."""
+    from model.card import onnx_path
+    from model.network import KerasNetwork
+
+    network = KerasNetwork.load(settings.resolved_model_path, settings.batch_size)
+    network.export(settings.resolved_model_path)
+    print(f"exported model {network.version} to {onnx_path(settings.resolved_model_path)} "
+          f"(sha256 {network.card.onnx_sha256[:16]}…)")
+
+
 def cmd_ingest(args, settings: Settings) -> None:
     from ingest.catalogue import list_catalogue, load_metadata
     from ingest.loader import Loader
+    from search.bootstrap import open_network, open_store
 
     files = list_catalogue(args.catalogue, args.category)
     metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
-    loader = Loader(_model(settings), _store(settings), settings.batch_size, settings.max_image_pixels)
+    loader = Loader(open_network(settings, batch_work=True), open_store(settings), settings.batch_size,
+                    settings.max_image_pixels)
     report = loader.ingest(files, metadata)
     print(report.summary())
 
 
 def cmd_reembed(args, settings: Settings) -> None:
     from ingest.loader import Loader
+    from search.bootstrap import open_network, open_store
 
-    model = _model(settings)
-    loader = Loader(model, _store(settings), settings.batch_size, settings.max_image_pixels)
+    model = open_network(settings, batch_work=True)
+    loader = Loader(model, open_store(settings), settings.batch_size, settings.max_image_pixels)
     counts = loader.reembed(prune=not args.keep_old)
     print(f"model {model.version}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 def cmd_search(args, settings: Settings) -> None:
-    from search.service import SearchService
+    from search.bootstrap import build_service
 
-    service = SearchService.from_settings(settings)
+    service = build_service(settings)
     print(format_result(service.search(Path(args.image).read_bytes(), args.k, args.metric, args.scope)))
 
 
@@ -135,17 +134,18 @@ def cmd_evaluate(args, settings: Settings) -> None:
 
     from evaluation import report
     from ingest.catalogue import list_catalogue
-    from search.service import SearchService
+    from search.bootstrap import build_service, open_network, open_store
 
     queries = list_catalogue(args.queries)
     relevance = report.load_relevance(args.relevance)
     options = {"metric": args.metric, "scope": args.scope}
     taus = [float(t) for t in args.tau.split(",")] if args.tau else [settings.narrow_tau]
     rows = []
+    network, store = open_network(settings, batch_work=True), open_store(settings)
     for tau in taus:
         tuned = replace(settings, narrow_tau=tau,
                         narrow_max_categories=args.max_categories or settings.narrow_max_categories)
-        service = SearchService.from_settings(tuned)
+        service = build_service(tuned, network, store)
         evaluation = report.run(service, queries, relevance, k=args.k, **options)
         summary = report.summarise(evaluation, service.store.category_counts(), service.model.categories)
         summary["settings"] = {"tau": tau, "max_categories": tuned.narrow_max_categories, "k": args.k,
@@ -167,9 +167,10 @@ def cmd_evaluate(args, settings: Settings) -> None:
 def cmd_evaluate_instances(args, settings: Settings) -> None:
     from evaluation.instances import evaluate_instances
     from ingest.catalogue import list_catalogue
-    from search.service import SearchService
+    from search.bootstrap import build_service, open_network
 
-    outcome = evaluate_instances(SearchService.from_settings(settings), list_catalogue(args.catalogue), args.count)
+    outcome = evaluate_instances(build_service(settings, open_network(settings, batch_work=True)),
+                                 list_catalogue(args.catalogue), args.count)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "instances.md").write_text(outcome.markdown())
     print(outcome.markdown(), end="")
@@ -203,7 +204,9 @@ def cmd_grid(args, settings: Settings) -> None:
 
 
 def cmd_categories(args, settings: Settings) -> None:
-    for name, count in _store(settings).category_counts().items():
+    from search.bootstrap import open_store
+
+    for name, count in open_store(settings).category_counts().items():
         print(f"{count:>7}  {name}")
 
 
@@ -213,7 +216,7 @@ def cmd_demo(args, settings: Settings) -> None:
     from ingest.catalogue import list_catalogue, load_metadata
     from ingest.loader import Loader
     from model.training import TrainConfig
-    from search.service import SearchService
+    from search.bootstrap import build_service
 
     offline = settings.demo_backbone == "mobilenet_v2"
     print(f"Lookalike demo: backbone {settings.demo_backbone}, "
@@ -228,7 +231,7 @@ def cmd_demo(args, settings: Settings) -> None:
         weights = str(DEMO_WEIGHTS) if offline else "imagenet"
         train_and_save(files, TrainConfig(backbone=settings.demo_backbone, weights=weights, epochs=40,
                                           batch_size=settings.batch_size), model_path)
-    service = SearchService.from_settings(settings)
+    service = build_service(settings)
     print(Loader(service.model, service.store, settings.batch_size, settings.max_image_pixels)
           .ingest(files, load_metadata(DEMO_DIR / "products.csv", files)).summary())
     query = sorted((DEMO_DIR / "queries").rglob("*.jpg"))[0]
@@ -237,10 +240,12 @@ def cmd_demo(args, settings: Settings) -> None:
 
 
 def _model_fits(model_path: Path, backbone: str) -> bool:
-    from model.network import card_path
+    from model.card import ModelCard, card_path, onnx_path
 
-    card = card_path(model_path)
-    return model_path.is_file() and card.is_file() and json.loads(card.read_text())["backbone"] == backbone
+    if not all(path.is_file() for path in (model_path, onnx_path(model_path), card_path(model_path))):
+        return False
+    card = ModelCard.read(model_path)
+    return card.backbone == backbone and bool(card.onnx_sha256)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fine-tune-epochs", type=int, default=5)
     train.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
     train.set_defaults(func=cmd_train)
+
+    export = sub.add_parser("export", help="export the trained model to ONNX for serving (done by train already)")
+    export.set_defaults(func=cmd_export)
 
     ingest = sub.add_parser("ingest", help="load a catalogue folder (and metadata CSV) into the store")
     ingest.add_argument("catalogue", type=Path, help="a folder of category folders (or one flat folder)")

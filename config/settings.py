@@ -14,6 +14,7 @@ from limits import parse_many
 
 METRICS = ("euclidean", "cosine")
 SCOPES = ("category", "all")
+RUNTIMES = ("onnx", "keras")
 
 
 def _number(environ: Mapping[str, str], name: str, default, kind=int):
@@ -53,6 +54,9 @@ class Settings:
         backbone: registry name used when training a new model.
         weights: ``imagenet`` (Keras's own loader and cache), ``none``, or a local weights file.
         input_size: side of the square network input; 0 means the backbone's default.
+        runtime: what runs the network when serving, ingesting and evaluating: ``onnx`` (ONNX Runtime, the
+            default: no TensorFlow in the process) or ``keras`` (TensorFlow, the training runtime).
+        threads: intra-op threads of the runtime; 0 means every core this process may use.
         top_k: results returned by a search unless the caller asks otherwise.
         batch_size: images per forward pass and per committed batch of rows.
         metric, scope: defaults of a search (``euclidean|cosine``, ``category|all``).
@@ -61,6 +65,8 @@ class Settings:
         narrow_tau, narrow_max_categories: a search covers the fewest most probable categories whose
             probabilities sum to at least ``narrow_tau``, and at most ``narrow_max_categories`` of them
             (the defaults were chosen from the measured curve in docs/quality.md).
+        ann_min_vectors, ann_nprobe: a category with at least ``ann_min_vectors`` vectors is searched through
+            an approximate FAISS IVF index scanning ``ann_nprobe`` clusters (0 turns it off; see docs/benchmarks.md).
         min_similarity: below this best-match similarity (percent) a search says plainly that nothing
             in the catalogue looks much like the photo.
         trace_ttl_seconds: how long the reviewer page of a search stays available (kept in memory only).
@@ -80,6 +86,8 @@ class Settings:
     backbone: str = "resnet50"
     weights: str = "imagenet"
     input_size: int = 0
+    runtime: str = "onnx"
+    threads: int = 0
     top_k: int = 30
     batch_size: int = 32
     metric: str = "euclidean"
@@ -88,6 +96,8 @@ class Settings:
     max_image_pixels: int = 40_000_000
     narrow_tau: float = 0.9
     narrow_max_categories: int = 3
+    ann_min_vectors: int = 50_000
+    ann_nprobe: int = 32
     min_similarity: float = 60.0
     trace_ttl_seconds: int = 900
     allow_private_urls: bool = False
@@ -108,6 +118,8 @@ class Settings:
             backbone=env.get("LOOKALIKE_BACKBONE") or "resnet50",
             weights=env.get("LOOKALIKE_WEIGHTS") or "imagenet",
             input_size=_number(env, "LOOKALIKE_INPUT_SIZE", 0),
+            runtime=_choice(env, "LOOKALIKE_RUNTIME", "onnx", RUNTIMES),
+            threads=_number(env, "LOOKALIKE_THREADS", 0),
             top_k=_number(env, "LOOKALIKE_TOP_K", 30),
             batch_size=_number(env, "LOOKALIKE_BATCH_SIZE", 32),
             metric=_choice(env, "LOOKALIKE_METRIC", "euclidean", METRICS),
@@ -116,6 +128,8 @@ class Settings:
             max_image_pixels=_number(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
             narrow_tau=_number(env, "LOOKALIKE_NARROW_TAU", 0.9, float),
             narrow_max_categories=_number(env, "LOOKALIKE_NARROW_MAX_CATEGORIES", 3),
+            ann_min_vectors=_number(env, "LOOKALIKE_ANN_MIN_VECTORS", 50_000),
+            ann_nprobe=_number(env, "LOOKALIKE_ANN_NPROBE", 32),
             min_similarity=_number(env, "LOOKALIKE_MIN_SIMILARITY", 60.0, float),
             trace_ttl_seconds=_number(env, "LOOKALIKE_TRACE_TTL_SECONDS", 900),
             allow_private_urls=env.get("LOOKALIKE_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from db.store import NewProduct, Store
 from ingest.catalogue import CatalogueFile
 from model.images import ImageError, decode_image, to_array
-from model.network import EmbeddingModel
+from model.inference import Network
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Loader:
         progress: show a progress bar.
     """
 
-    def __init__(self, model: EmbeddingModel, store: Store, batch_size: int = 32,
+    def __init__(self, model: Network, store: Store, batch_size: int = 32,
                  max_image_pixels: int = 40_000_000, workers: int = 2, progress: bool = True):
         self.model = model
         self.store = store

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable
 
 import keras
-import numpy as np
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,7 @@ class Backbone:
     Attributes:
         name: registry key.
         input_size: default side of the square input.
-        preprocessing: key of ``PREPROCESSORS`` that maps 0–255 RGB to what the network expects.
+        preprocessing: key of ``model.preprocessing.PREPROCESSORS`` that maps 0–255 RGB to what the network expects.
         has_imagenet: whether Keras can provide ImageNet weights for it.
     """
 
@@ -72,17 +71,6 @@ def _small_cnn(shape, weights):
     return keras.Model(inputs, x, name="small_cnn")
 
 
-def _unit_scale(x: np.ndarray) -> np.ndarray:
-    return x / 255.0
-
-
-PREPROCESSORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "resnet50": keras.applications.resnet50.preprocess_input,
-    "vgg16": keras.applications.vgg16.preprocess_input,
-    "mobilenet_v2": keras.applications.mobilenet_v2.preprocess_input,
-    "unit": _unit_scale,
-}
-
 _REGISTRY: dict[str, Backbone] = {
     b.name: b for b in (
         Backbone("resnet50", 224, "resnet50", True, _application(keras.applications.ResNet50)),
@@ -102,8 +90,3 @@ def get_backbone(name: str) -> Backbone:
         return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(list_backbones())}") from None
-
-
-def preprocess(images: np.ndarray, preprocessing: str) -> np.ndarray:
-    """Map a uint8 NHWC batch to the network's input range (always on a fresh float32 copy)."""
-    return PREPROCESSORS[preprocessing](images.astype(np.float32))

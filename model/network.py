@@ -1,47 +1,21 @@
-"""The Lookalike network: a frozen backbone with one head that both classifies and embeds.
+"""The Lookalike network in Keras, the training runtime: a frozen backbone with one head that both
+classifies and embeds.
 
 One forward pass gives the class probabilities (softmax) and the embedding (the L2-normalised output
-of the 512-unit embedding layer). A saved model is one ``.keras`` file plus a ``.meta.json`` card
-beside it that says how to use it again without guessing.
+of the 512-unit embedding layer). Saving writes the ``.keras`` file, its ONNX export for serving and the
+model card (``model.card``).
 """
 from __future__ import annotations
 
-import json
-import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from model.backbones import preprocess
-
-EMBEDDING_DIM = 512
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """Everything needed to use a saved model: what it was built on and what its outputs mean."""
-
-    backbone: str
-    weights: str
-    input_size: int
-    preprocessing: str
-    categories: list[str]
-    embedding_dim: int = EMBEDDING_DIM
-    version: str = ""
-    training: dict = field(default_factory=dict)
-
-    @staticmethod
-    def new_version(backbone: str) -> str:
-        return f"{backbone}-{uuid.uuid4().hex[:12]}"
-
-
-@dataclass(frozen=True)
-class Prediction:
-    probabilities: np.ndarray  # (n, categories), rows sum to 1
-    embeddings: np.ndarray  # (n, EMBEDDING_DIM), unit length
+from model.card import EMBEDDING_DIM, ModelCard, onnx_path
+from model.export import export_onnx
+from model.inference import Network
 
 
 def build_head(feature_dim: int, n_classes: int, dropout: float = 0.3) -> keras.Model:
@@ -69,8 +43,8 @@ def assemble(backbone: keras.Model, head: keras.Model) -> keras.Model:
     return keras.Model(image, head(backbone(image, training=False)), name="lookalike")
 
 
-class EmbeddingModel:
-    """A trained network ready to serve: batched forward passes on uint8 RGB arrays.
+class KerasNetwork(Network):
+    """The network on TensorFlow: what training produces, and a serving runtime on request.
 
     Args:
         network: the assembled Keras model (image → [probabilities, embedding]).
@@ -79,60 +53,31 @@ class EmbeddingModel:
     """
 
     def __init__(self, network: keras.Model, card: ModelCard, batch_size: int = 32):
+        super().__init__(card, batch_size)
         self.network = network
-        self.card = card
-        self.batch_size = batch_size
         # A traced graph instead of Model.predict: no per-call setup, so a single query is cheap too.
-        self._forward = tf.function(lambda x: network(x, training=False), reduce_retracing=True)
+        self._traced = tf.function(lambda x: network(x, training=False), reduce_retracing=True)
 
-    @property
-    def version(self) -> str:
-        return self.card.version
-
-    @property
-    def categories(self) -> list[str]:
-        return self.card.categories
-
-    @property
-    def input_size(self) -> int:
-        return self.card.input_size
-
-    def preprocess(self, images: np.ndarray) -> np.ndarray:
-        return preprocess(images, self.card.preprocessing)
-
-    def predict(self, images: np.ndarray) -> Prediction:
-        """Probabilities and embeddings for a uint8 batch of shape (n, size, size, 3)."""
-        return self.predict_preprocessed(self.preprocess(images))
-
-    def predict_preprocessed(self, inputs: np.ndarray) -> Prediction:
-        probabilities, embeddings = [], []
-        for start in range(0, len(inputs), self.batch_size):
-            p, e = self._forward(tf.constant(inputs[start:start + self.batch_size]))
-            probabilities.append(p.numpy())
-            embeddings.append(e.numpy())
-        if not probabilities:
-            return Prediction(np.zeros((0, len(self.categories)), np.float32),
-                              np.zeros((0, self.card.embedding_dim), np.float32))
-        return Prediction(np.concatenate(probabilities), np.concatenate(embeddings))
-
-    def warm_up(self) -> None:
-        """Trace the forward pass for one image now, so the first shopper does not wait for it."""
-        self.predict(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
+    def _forward(self, batch):
+        probabilities, embeddings = self._traced(tf.constant(batch))
+        return probabilities.numpy(), embeddings.numpy()
 
     def save(self, path: Path) -> None:
+        """Write ``path`` (``.keras``), its ONNX export beside it, and the card with the export's checksum."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.network.save(path)
-        card_path(path).write_text(json.dumps(asdict(self.card), indent=2) + "\n")
+        self.export(path)
+
+    def export(self, path: Path) -> None:
+        """(Re-)export the ONNX graph of the model saved at ``path`` and record its checksum in the card."""
+        self.card = replace(self.card, onnx_sha256=export_onnx(self.network, onnx_path(path)))
+        self.card.write(path)
 
     @classmethod
-    def load(cls, path: Path, batch_size: int = 32) -> "EmbeddingModel":
+    def load(cls, path: Path, batch_size: int = 32) -> "KerasNetwork":
         path = Path(path)
+        card = ModelCard.read(path)
         if not path.is_file():
             raise FileNotFoundError(f"no trained model at {path}: run 'lookalike train' first")
-        card = ModelCard(**json.loads(card_path(path).read_text()))
         return cls(keras.models.load_model(path, compile=False), card, batch_size)
-
-
-def card_path(model_path: Path) -> Path:
-    return Path(model_path).with_suffix(".meta.json")

@@ -22,9 +22,11 @@ from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from ingest.catalogue import CatalogueFile
-from model.backbones import PREPROCESSORS, get_backbone, preprocess
+from model.backbones import get_backbone
+from model.card import ModelCard
 from model.images import ImageError, decode_image, to_array
-from model.network import EmbeddingModel, ModelCard, assemble, build_head
+from model.network import KerasNetwork, assemble, build_head
+from model.preprocessing import PREPROCESSORS, preprocess
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
 
@@ -62,7 +64,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    model: EmbeddingModel
+    model: KerasNetwork
     history: dict[str, list[float]]
     epochs_run: int
     seconds_per_epoch: float
@@ -198,7 +200,7 @@ def train_on(data: LabelledImages, config: TrainConfig, checkpoint_path: Path | 
                                **({"best_val_accuracy": float(max(history["val_accuracy"]))}
                                   if len(data.val_idx) else {})})
     backbone.trainable = False
-    model = EmbeddingModel(assemble(backbone, head), card, config.batch_size)
+    model = KerasNetwork(assemble(backbone, head), card, config.batch_size)
     return TrainResult(model, history, epochs_run, elapsed / max(epochs_run, 1), data.rejected)
 
 

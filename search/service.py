@@ -12,13 +12,12 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from config.settings import METRICS, SCOPES, Settings
-from db.migrate import require_current
+from config.settings import METRICS, SCOPES
 from db.store import ProductInfo, Store
 from model.images import decode_image, to_array
-from model.network import EmbeddingModel
+from model.inference import Network
+from search.ann import AnnPolicy
 from search.index import VectorIndex
-from search.ranking import rank
 
 
 class SearchError(ValueError):
@@ -67,7 +66,7 @@ class SearchService:
     """Classify → narrow → rank, with a model and a store passed in.
 
     Args:
-        model: the trained network.
+        model: the trained network (on either runtime).
         store: the catalogue store.
         top_k: default number of results.
         metric, scope: defaults (``euclidean|cosine``, ``category|all``).
@@ -75,24 +74,15 @@ class SearchService:
         max_k: the largest k a caller may ask for.
         tau, max_categories: confidence-aware narrowing (``tau`` 0 searches the most probable category only).
             The defaults are the settings' defaults.
+        ann: which categories are searched through an approximate index.
     """
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "SearchService":
-        """Load the trained model and open the store named by the settings (once per process)."""
-        store = Store.from_url(settings.resolved_database_url)
-        require_current(store.engine)
-        model = EmbeddingModel.load(settings.resolved_model_path, settings.batch_size)
-        model.warm_up()
-        return cls(model, store, settings.top_k, settings.metric, settings.scope, settings.max_image_pixels,
-                   tau=settings.narrow_tau, max_categories=settings.narrow_max_categories)
-
-    def __init__(self, model: EmbeddingModel, store: Store, top_k: int = 30, metric: str = "euclidean",
+    def __init__(self, model: Network, store: Store, top_k: int = 30, metric: str = "euclidean",
                  scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
-                 tau: float = 0.9, max_categories: int = 3):
+                 tau: float = 0.9, max_categories: int = 3, ann: AnnPolicy = AnnPolicy()):
         self.model = model
         self.store = store
-        self.index = VectorIndex(store, model.version)
+        self.index = VectorIndex(store, model.version, ann)
         self.top_k = top_k
         self.metric = metric
         self.scope = scope
@@ -188,7 +178,7 @@ class SearchService:
             if category not in revisions:
                 continue  # the model knows the category, but the catalogue has no products in it
             matrix = self.index.matrix(category, revisions[category])
-            ranked = rank(embedding, matrix.vectors, matrix.sq_norms, k, metric)
+            ranked = matrix.nearest(embedding, k, metric)
             ids = matrix.product_ids[ranked.positions].tolist()
             candidates += zip(ranked.distances.tolist(), ranked.similarities.tolist(), ids)
             products.update((pid, matrix.products[pid]) for pid in ids if pid in matrix.products)

@@ -90,21 +90,28 @@ def fashion_slice(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_model_path(tmp_path_factory, fashion_slice) -> Path:
-    """MobileNetV2 (real offline ImageNet weights) at 96 px with a head trained on the slice: small and quick."""
+def trained_keras(fashion_slice):
+    """MobileNetV2 (real offline ImageNet weights) at 96 px with a head trained on the slice: small and quick.
+    The network as training returns it, on Keras."""
     from ingest.catalogue import list_catalogue
     from model.training import TrainConfig, train
 
     config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=96, epochs=15,
                          validation_split=0.0, batch_size=16)
-    result = train(list_catalogue(fashion_slice), config, progress=False)
+    return train(list_catalogue(fashion_slice), config, progress=False).model
+
+
+@pytest.fixture(scope="session")
+def trained_model_path(tmp_path_factory, trained_keras) -> Path:
+    """The slice's model saved: ``model.keras``, ``model.onnx`` and the card."""
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    result.model.save(path)
+    trained_keras.save(path)
     return path
 
 
 @pytest.fixture(scope="session")
 def trained_model(trained_model_path):
-    from model.network import EmbeddingModel
+    """The slice's model as it is served: on ONNX Runtime."""
+    from model.inference import load_network
 
-    return EmbeddingModel.load(trained_model_path, batch_size=16)
+    return load_network(trained_model_path, batch_size=16)

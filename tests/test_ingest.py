@@ -86,11 +86,12 @@ def test_borobudur_narratives_are_joined_by_file_name(store, trained_model, tmp_
 
 
 def test_reembed_moves_every_product_to_the_new_model(store, trained_model, fashion_slice):
-    from model.network import EmbeddingModel, ModelCard
+    from dataclasses import replace
+
+    from model.inference import OnnxNetwork
 
     Loader(trained_model, store, batch_size=16, progress=False).ingest(list_catalogue(fashion_slice))
-    card = ModelCard(**{**trained_model.card.__dict__, "version": "next-version"})
-    newer = EmbeddingModel(trained_model.network, card, batch_size=16)
+    newer = OnnxNetwork(trained_model.session, replace(trained_model.card, version="next-version"), batch_size=16)
     counts = Loader(newer, store, batch_size=16, progress=False).reembed()
     assert counts == {"embedded": 48, "pruned": 48}
     assert store.vector_counts() == {"next-version": 48}

@@ -6,7 +6,8 @@ import pytest
 
 from ingest.catalogue import list_catalogue
 from model.backbones import get_backbone, list_backbones
-from model.network import EmbeddingModel, ModelCard, assemble, build_head, card_path
+from model.card import ModelCard, card_path
+from model.network import KerasNetwork, assemble, build_head
 from model.training import TrainConfig, load_images, train
 from tests.conftest import DEMO_WEIGHTS
 
@@ -19,7 +20,7 @@ def test_every_backbone_builds_and_gives_unit_embeddings(name):
     card = ModelCard(backbone=name, weights="none", input_size=32, preprocessing=get_backbone(name).preprocessing,
                      categories=["a", "b", "c"], version="test")
     images = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
-    prediction = EmbeddingModel(network, card).predict(images)
+    prediction = KerasNetwork(network, card).predict(images)
     assert prediction.probabilities.shape == (4, 3) and prediction.embeddings.shape == (4, 512)
     np.testing.assert_allclose(prediction.probabilities.sum(1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(prediction.embeddings, axis=1), 1.0, rtol=1e-5)
@@ -40,15 +41,16 @@ def test_missing_weights_file_is_named(tmp_path):
         get_backbone("mobilenet_v2").create(str(tmp_path / "nothere.h5"))
 
 
-def test_saved_model_gives_identical_outputs(trained_model, trained_model_path, fashion_slice):
-    images, _, _ = load_images(list_catalogue(fashion_slice)[:8], trained_model.input_size)
-    reloaded = EmbeddingModel.load(trained_model_path)
-    before, after = trained_model.predict(images), reloaded.predict(images)
+def test_saved_model_gives_identical_outputs(trained_keras, trained_model_path, fashion_slice):
+    images, _, _ = load_images(list_catalogue(fashion_slice)[:8], trained_keras.input_size)
+    reloaded = KerasNetwork.load(trained_model_path)
+    before, after = trained_keras.predict(images), reloaded.predict(images)
     np.testing.assert_array_equal(before.probabilities, after.probabilities)
     np.testing.assert_array_equal(before.embeddings, after.embeddings)
     card = json.loads(card_path(trained_model_path).read_text())
     assert card["categories"] == ["Backpacks", "Heels", "Sunglasses", "Watches"]
     assert card["backbone"] == "mobilenet_v2" and card["input_size"] == 96 and card["version"]
+    assert len(card["onnx_sha256"]) == 64  # the ONNX export beside it, for serving
 
 
 @pytest.mark.parametrize("augment", [False, True])

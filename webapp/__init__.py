@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings
+from search.bootstrap import build_service
 from search.service import SearchService
 from webapp.traces import TraceStore
 
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
 
     Args:
         settings: defaults to ``Settings.from_env()``.
-        service: defaults to ``SearchService.from_settings(settings)`` (loads the model, opens the store).
+        service: defaults to ``build_service(settings)`` (loads the model, opens the store).
 
     Serve in production with ``gunicorn 'webapp:create_app()'`` (see README).
     """
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.extensions["lookalike"] = Lookalike(
-        settings, service or SearchService.from_settings(settings), TraceStore(settings.trace_ttl_seconds))
+        settings, service or build_service(settings), TraceStore(settings.trace_ttl_seconds))
     for blueprint in (shop.blueprint, review.blueprint, api.blueprint):
         app.register_blueprint(blueprint)
     errors.register(app)

@@ -1,0 +1,63 @@
+"""The approximate index of large categories: recall against exact ranking, and its place in a search."""
+import numpy as np
+
+from bench.ranking_bench import clustered_unit_vectors, queries_near
+from search.ann import AnnPolicy, IvfIndex, list_count
+from search.index import VectorIndex
+from search.ranking import rank
+
+
+def test_ivf_finds_nearly_every_exact_neighbour():
+    vectors = clustered_unit_vectors(8_000, seed=3)
+    sq_norms = (vectors * vectors).sum(1)
+    index = IvfIndex(vectors, nprobe=8)
+    assert index.index.nlist == list_count(8_000) == 200  # limited by the points k-means needs per cluster
+    recalls = []
+    for query in queries_near(vectors, 20, noise=0.02):
+        exact = rank(query, vectors, sq_norms, 30)
+        found = index.nearest(query, 30)
+        recalls.append(len(set(found.positions.tolist()) & set(exact.positions.tolist())) / 30)
+        # whatever it returns is ranked exactly: the same distances as exact ranking gives those rows
+        np.testing.assert_allclose(found.distances, np.linalg.norm(vectors[found.positions] - query, axis=1),
+                                   atol=1e-5)
+        assert (np.diff(found.distances) >= 0).all()
+    assert np.mean(recalls) >= 0.95
+
+
+def test_the_index_is_built_only_for_large_categories():
+    policy = AnnPolicy(min_vectors=100, nprobe=4)
+    assert not AnnPolicy(min_vectors=0).applies(10**9)  # 0 turns it off
+    assert [policy.applies(n) for n in (99, 100)] == [False, True]
+
+
+class _Store:
+    """Two categories of stored vectors, one small and one large."""
+
+    def __init__(self):
+        self.vectors = {"small": clustered_unit_vectors(50, seed=1), "large": clustered_unit_vectors(3_000, seed=2)}
+
+    def category_vectors(self, category, model_version):
+        vectors = self.vectors[category]
+        return np.arange(len(vectors), dtype=np.int64) + (10_000 if category == "large" else 0), vectors
+
+    def products(self, ids):
+        return {int(i): f"product {i}" for i in ids}
+
+
+def test_large_categories_are_searched_through_the_index_with_the_same_best_match():
+    store = _Store()
+    index = VectorIndex(store, "v1", AnnPolicy(min_vectors=1_000, nprobe=8))
+    small, exact = index.matrix("small", 1), index.matrix("large", 1)
+    assert small.ann is None and exact.ann is None  # ranked exactly while the index is built
+    index.wait_for_indexes()
+    large = index.matrix("large", 1)
+    assert small.ann is None and small.vectors is not None
+    assert large.ann is not None and large.vectors is None  # the index holds the only copy
+    assert (large.product_ids == exact.product_ids).all()
+    for position in (0, 1234, 2999):
+        query = store.vectors["large"][position]
+        assert large.product_ids[large.nearest(query, 5, "euclidean").positions[0]] == 10_000 + position
+    assert index.matrix("large", 1) is large
+    index.matrix("large", 2)  # a new revision: exact again until its own index is built
+    index.wait_for_indexes()
+    assert index.matrix("large", 2).ann is not None and index.matrix("large", 2) is not large
