@@ -41,7 +41,8 @@ class SearchResult:
         searched: categories whose vectors were compared.
         rule: why those categories were searched, in words.
         matches: the ranked results, best first.
-        query: the decoded upload, upright RGB (kept in memory only).
+        query: the decoded upload, upright RGB, large ones at reduced scale (kept in memory only).
+        query_size: the upload's own (width, height), upright.
         model_input: the preprocessed network input (size, size, 3).
         embedding: the query's unit-length embedding.
         timings_ms: milliseconds per step.
@@ -54,6 +55,7 @@ class SearchResult:
     metric: str
     scope: str
     query: Image.Image
+    query_size: tuple[int, int]
     model_input: np.ndarray
     embedding: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -111,9 +113,10 @@ class SearchService:
         """
         self._check(k, metric, scope)
         started = time.perf_counter()
-        decoded = decode_image(image, self.max_image_pixels)
+        decoded = decode_image(image, self.max_image_pixels, self.model.input_size)
         decode_ms = (time.perf_counter() - started) * 1000.0
         [result] = self.search_images([decoded.rgb], k, metric, scope)
+        result.query_size = (decoded.width, decoded.height)
         result.timings_ms = {"decode": decode_ms, **result.timings_ms}
         return result
 
@@ -146,8 +149,8 @@ class SearchService:
             narrow_ms = lap()
             matches = self._rank(embedding, searched, revisions, k, metric)
             timings = {"preprocess": preprocess_ms, "forward_pass": forward_ms, "narrow": narrow_ms, "rank": lap()}
-            results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, image, model_input,
-                                        embedding, timings))
+            results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, image, image.size,
+                                        model_input, embedding, timings))
         return results
 
     def _check(self, k: int | None, metric: str | None, scope: str | None) -> tuple[int, str, str]:
