@@ -29,6 +29,11 @@ MAX_JPEG_SCANS = 100
 JPEG_START_OF_SCAN = b"\xff\xda"  # in entropy-coded data 0xFF is always followed by 0x00 or a restart marker
 SCALES = (8, 4, 2, 1)  # the reduced scales JPEG's DCT decodes at; other formats are reduced to the same
 
+# Pillow keeps pictures in blocks of at most 16 MiB; once freed, glibc keeps blocks under 32 MiB in the freeing
+# thread's heap, so every serving thread that once decoded a huge picture held on to its hundreds of MiB. Blocks
+# of 64 MiB are mapped and unmapped whole. (The documented way is PILLOW_BLOCK_SIZE, read once at import.)
+Image.core.set_block_size(64 * 1024 * 1024)
+
 # Our pixel limit, checked as soon as a file is opened, replaces Pillow's warning (its error, at twice its own
 # limit, still counts as too large). Set once here: catching warnings per call is not thread-safe.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)

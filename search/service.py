@@ -6,7 +6,7 @@ probabilities and the embedding → choose the categories to search → rank the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -41,9 +41,10 @@ class SearchResult:
         searched: categories whose vectors were compared.
         rule: why those categories were searched, in words.
         matches: the ranked results, best first.
-        query: the decoded upload, upright RGB, large ones at reduced scale (kept in memory only).
+        query: the decoded upload, upright RGB, large ones at reduced scale (kept in memory only; None in a
+            result kept for later, see ``without_pixels``).
         query_size: the upload's own (width, height), upright.
-        model_input: the preprocessed network input (size, size, 3).
+        model_input: the preprocessed network input (size, size, 3); None like ``query``.
         embedding: the query's unit-length embedding.
         timings_ms: milliseconds per step.
     """
@@ -54,15 +55,19 @@ class SearchResult:
     matches: list[Match]
     metric: str
     scope: str
-    query: Image.Image
+    query: Image.Image | None
     query_size: tuple[int, int]
-    model_input: np.ndarray
+    model_input: np.ndarray | None
     embedding: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def predicted(self) -> tuple[str, float]:
         return self.probabilities[0]
+
+    def without_pixels(self) -> "SearchResult":
+        """This result without the picture and the network input, which are nearly all of its memory."""
+        return replace(self, query=None, model_input=None)
 
 
 class SearchService:

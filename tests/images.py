@@ -75,3 +75,17 @@ def corrupt_blp() -> bytes:
     data = bytearray(encode(_noise("P"), "BLP"))
     data[4] = 0x7F
     return bytes(data)
+
+
+def hostile_uploads() -> dict[str, tuple[bytes, int]]:
+    """Small files that declare huge or costly pictures, with the status each gets under the default limits."""
+    return {
+        "JPEG declaring 6000×6000": (progressive_jpeg(6000, 6000), 200),
+        "palette PNG of 8000×5000": (encode(Image.new("P", (8000, 5000)), "PNG"), 200),
+        "RGBA PNG of 8000×5000": (encode(Image.new("RGBA", (8000, 5000)), "PNG"), 200),
+        "PNG of 1×39,000,000": (encode(Image.new("1", (1, 39_000_000)), "PNG"), 413),
+        "PNG declaring 30000×30000": (png_declaring(30000, 30000), 413),
+        "JPEG of 4000×4000 with 2,000 scans": (progressive_jpeg(4000, 4000, scans=2000), 415),
+        "corrupt AVIF": (corrupt_avif(), 415),
+        "not a picture": (b"just some notes", 415),
+    }

@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.extensions["lookalike"] = Lookalike(
-        settings, service or SearchService.from_settings(settings), TraceStore(settings.trace_ttl_seconds))
+        settings, service or SearchService.from_settings(settings),
+        TraceStore(settings.trace_ttl_seconds, settings.trace_max_bytes))
     for blueprint in (shop.blueprint, review.blueprint, api.blueprint):
         app.register_blueprint(blueprint)
     errors.register(app)
