@@ -4,12 +4,9 @@ import io
 import threading
 from dataclasses import replace
 
-import pytest
-
 from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
 from webapp import create_app
 from webapp.openapi import openapi_document
-from webapp.uploads import UploadError, check_url
 
 
 def catalogue_photo(fashion_slice, category="Watches", index=2):
@@ -109,27 +106,6 @@ def test_search_by_url(client, fashion_slice):
         assert refused.status_code == 400  # a redirect to file:// is never followed
     finally:
         server.shutdown()
-
-
-@pytest.mark.parametrize("url, message", [
-    ("ftp://example.com/a.jpg", "http or https"),
-    ("file:///etc/passwd", "http or https"),
-    ("http://127.0.0.1/a.jpg", "not a public address"),
-    ("http://10.1.2.3/a.jpg", "not a public address"),
-    ("http://169.254.169.254/latest/meta-data", "not a public address"),
-    ("http://[::1]/a.jpg", "not a public address"),
-    ("http://localhost/a.jpg", "not a public address"),
-])
-def test_url_search_refuses_unsafe_targets(url, message):
-    with pytest.raises(UploadError, match=message):
-        check_url(url, allow_private=False)
-
-
-def test_redirects_are_checked_like_the_first_url():
-    from webapp.uploads import _CheckedRedirects
-
-    with pytest.raises(UploadError, match="not a public address"):
-        _CheckedRedirects(allow_private=False).redirect_request(None, None, 302, "Found", {}, "http://10.0.0.1/a")
 
 
 def test_url_search_refusal_through_the_api(web_settings, web_service):

@@ -4,9 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request, url_for
 
 from webapp import lookalike
+from webapp.fetching import fetch_url
 from webapp.openapi import openapi_document
 from webapp.searching import result_json, search_and_trace
-from webapp.uploads import SEARCH_PARAMETERS, UploadError, fetch_url, read_file, search_parameters
+from webapp.uploads import SEARCH_PARAMETERS, UploadError, read_file, search_parameters
 
 blueprint = Blueprint("api", __name__)
 
