@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,3 +176,15 @@ def test_hostile_and_broken_uploads(client, fashion_slice, web_settings, capsys)
     assert client.get("/healthz").status_code == 200
     good = photo_case("plain photo", 200, photo.stem, photo.read_bytes())
     assert [problem(good, endpoint, send(client, url, good)) for endpoint, url in ENDPOINTS.items()] == [None, None]
+
+
+def test_answers_never_repeat_a_forged_host(client, fashion_slice):
+    photo = sorted((fashion_slice / "Heels").glob("*.jpg"))[0].read_bytes()
+    forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    body = client.post("/api/search", data={"image": (io.BytesIO(photo), "a.jpg")}, headers=forged,
+                       content_type="multipart/form-data").get_data(as_text=True)
+    product = client.get("/api/products/1", headers=forged).get_data(as_text=True)
+    assert "evil" not in body and "evil" not in product
+    answer = json.loads(body)
+    assert answer["review_url"].startswith("/review/")
+    assert all(result["image_url"].startswith("/products/") for result in answer["results"])

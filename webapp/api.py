@@ -35,7 +35,7 @@ def product(product_id: int):
         abort(404, description=f"no product {product_id}")
     return jsonify({"product_id": found.id, "external_id": found.external_id, "category": found.category,
                     "metadata": found.attributes, "width": found.width, "height": found.height,
-                    "image_url": url_for("shop.product_image", product_id=found.id, _external=True)})
+                    "image_url": url_for("shop.product_image", product_id=found.id)})
 
 
 @blueprint.get("/api/categories")

@@ -50,8 +50,8 @@ def result_json(trace: Trace) -> dict:
             "metadata": m.product.attributes,
             "distance": m.distance,
             "similarity": m.similarity,
-            "image_url": url_for("shop.product_image", product_id=m.product.id, _external=True),
+            "image_url": url_for("shop.product_image", product_id=m.product.id),
         } for m in result.matches],
         "timings_ms": result.timings_ms,
-        "review_url": url_for("review.trace", trace_id=trace.id, _external=True),
+        "review_url": url_for("review.trace", trace_id=trace.id),
     }
