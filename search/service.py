@@ -5,6 +5,7 @@ probabilities and the embedding → choose the categories to search → rank the
 """
 from __future__ import annotations
 
+import reprlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
@@ -116,7 +117,7 @@ class SearchService:
             SearchError: k, metric or scope out of range.
             model.images.ImageError: the bytes are not a usable image.
         """
-        self._check(k, metric, scope)
+        self.check(k, metric, scope)
         started = time.perf_counter()
         decoded = decode_image(image, self.max_image_pixels, self.model.input_size)
         decode_ms = (time.perf_counter() - started) * 1000.0
@@ -131,7 +132,7 @@ class SearchService:
 
         The preprocessing and forward-pass timings of each result are the batch's, shared equally.
         """
-        k, metric, scope = self._check(k, metric, scope)
+        k, metric, scope = self.check(k, metric, scope)
         clock = time.perf_counter()
 
         def lap() -> float:
@@ -158,16 +159,22 @@ class SearchService:
                                         model_input, embedding, timings))
         return results
 
-    def _check(self, k: int | None, metric: str | None, scope: str | None) -> tuple[int, str, str]:
+    def check(self, k: int | None = None, metric: str | None = None,
+              scope: str | None = None) -> tuple[int, str, str]:
+        """The search parameters with their defaults filled in (before any work on an image).
+
+        Raises:
+            SearchError: k, metric or scope out of range.
+        """
         k = self.top_k if k is None else k
         metric = metric or self.metric
         scope = scope or self.scope
         if not 1 <= k <= self.max_k:
-            raise SearchError(f"k must be between 1 and {self.max_k}, got {k}")
+            raise SearchError(f"k must be between 1 and {self.max_k}, got {reprlib.repr(k)}")
         if metric not in METRICS:
-            raise SearchError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+            raise SearchError(f"metric must be one of {', '.join(METRICS)}, got {reprlib.repr(metric)}")
         if scope not in SCOPES:
-            raise SearchError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+            raise SearchError(f"scope must be one of {', '.join(SCOPES)}, got {reprlib.repr(scope)}")
         return k, metric, scope
 
     def _narrow(self, probabilities: list[tuple[str, float]], revisions: dict[str, int],

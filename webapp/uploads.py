@@ -1,18 +1,25 @@
-"""Getting the query image out of a request: a multipart file (a URL is fetched by webapp.fetching).
+"""Getting the query out of a request: the multipart file or the JSON body, and the search parameters.
 
 The upload is held in memory only: its file name is never used and nothing is written to disk.
 """
 from __future__ import annotations
 
 import io
-from typing import Mapping
+import json
+import re
+import reprlib
+from typing import Any, Mapping
 
 from flask import Request
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from search.service import SearchError
 
 SEARCH_PARAMETERS = ("k", "metric", "scope")
+# ASCII digits only: int() would also take '١٢', '1_0', ' 7 ' and, from JSON, true and 2.0. (30 digits are far past
+# any k: a longer string is no number a client meant.)
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,30}")
 
 
 class UploadError(Exception):
@@ -32,6 +39,17 @@ class InMemoryRequest(Request):
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         return io.BytesIO()
 
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except RequestEntityTooLarge as e:
+            if self.content_length is not None and self.content_length <= (self.max_content_length or 0):
+                # Werkzeug's form limits, not the size of the request: say so, not "the image is too large".
+                raise RequestEntityTooLarge(
+                    f"the form has more than {self.max_form_parts:,} parts or a text field over "
+                    f"{self.max_form_memory_size:,} bytes") from e
+            raise
+
 
 def read_file(file: FileStorage | None, max_bytes: int) -> bytes:
     if file is None:
@@ -42,19 +60,51 @@ def read_file(file: FileStorage | None, max_bytes: int) -> bytes:
     return data
 
 
-def search_parameters(values: Mapping[str, str], allowed: tuple[str, ...] = SEARCH_PARAMETERS) -> dict:
-    """``k``, ``metric`` and ``scope`` from form or query values; anything else is refused."""
+def read_json(body: bytes) -> dict:
+    """The JSON object of a request body: standard JSON only (no NaN or Infinity), nested as deep as Python can.
+
+    Raises:
+        UploadError: 400 for anything else, with the parser's reason.
+    """
+    try:
+        value = json.loads(body, parse_constant=_not_json)
+    except RecursionError:
+        raise UploadError(400, "the JSON body is nested too deeply") from None
+    except ValueError as e:
+        raise UploadError(400, f"the body is not valid JSON ({e}): send a JSON object with an 'image_url' "
+                               "string, or a multipart 'image' file") from None
+    if not isinstance(value, dict) or not isinstance(value.get("image_url"), str):
+        raise UploadError(400, "send a JSON object with an 'image_url' string, or a multipart 'image' file")
+    return value
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def search_parameters(values: Mapping[str, Any], allowed: tuple[str, ...] = SEARCH_PARAMETERS) -> dict:
+    """``k``, ``metric`` and ``scope`` from form values or a JSON object (the same rules for both).
+
+    Anything else is refused, as are a ``k`` that is not a whole number written in ASCII digits and a
+    ``metric`` or ``scope`` that is not a string.
+    """
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise SearchError(f"unknown parameter(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        names = ", ".join(unknown)
+        raise SearchError(f"unknown parameter(s): {names if len(names) <= 80 else reprlib.repr(names)}; "
+                          f"allowed: {', '.join(allowed)}")
     params: dict = {}
-    if values.get("k") not in (None, ""):
-        try:
-            params["k"] = int(values["k"])
-        except (TypeError, ValueError):
-            raise SearchError(f"k must be a whole number, got {values['k']!r}") from None
+    k = values.get("k")
+    if k not in (None, ""):
+        if type(k) is int or (isinstance(k, str) and WHOLE_NUMBER.fullmatch(k)):
+            params["k"] = int(k)
+        else:
+            raise SearchError(f"k must be a whole number, got {reprlib.repr(k)}")
     for name in ("metric", "scope"):
-        if values.get(name):
-            params[name] = str(values[name])
+        value = values.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise SearchError(f"{name} must be a string, got {reprlib.repr(value)}")
+        params[name] = value
     return params
-
