@@ -11,7 +11,7 @@ demo: install
 	$(BIN)/lookalike demo
 	$(BIN)/lookalike serve --port $(PORT)
 
-## test: install the test dependencies (Python packages, a MariaDB server) and run every test
+## test: install the test dependencies (Python packages, MariaDB, Chromium, nginx) and run every test
 test: install-dev test-deps
 	$(BIN)/python -m pytest
 

@@ -70,6 +70,7 @@ class Settings:
         min_similarity: below this best-match similarity (percent) a search says plainly that nothing
             in the catalogue looks much like the photo.
         trace_ttl_seconds: how long the reviewer page of a search stays available (kept in memory only).
+        trace_max_bytes: memory the kept searches may take together; past it the oldest are forgotten first.
         allow_private_urls: let URL search fetch loopback/private/link-local addresses (tests only).
         url_timeout_seconds: time limit of a URL search's download.
         demo_backbone: backbone of the demo; ``mobilenet_v2`` uses the offline weights shipped in
@@ -100,6 +101,7 @@ class Settings:
     ann_nprobe: int = 32
     min_similarity: float = 60.0
     trace_ttl_seconds: int = 900
+    trace_max_bytes: int = 64 * 1024 * 1024
     allow_private_urls: bool = False
     url_timeout_seconds: float = 5.0
     demo_backbone: str = "mobilenet_v2"
@@ -132,6 +134,7 @@ class Settings:
             ann_nprobe=_number(env, "LOOKALIKE_ANN_NPROBE", 32),
             min_similarity=_number(env, "LOOKALIKE_MIN_SIMILARITY", 60.0, float),
             trace_ttl_seconds=_number(env, "LOOKALIKE_TRACE_TTL_SECONDS", 900),
+            trace_max_bytes=_number(env, "LOOKALIKE_TRACE_MAX_BYTES", 64 * 1024 * 1024),
             allow_private_urls=env.get("LOOKALIKE_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
             url_timeout_seconds=_number(env, "LOOKALIKE_URL_TIMEOUT_SECONDS", 5.0, float),
             demo_backbone=env.get("LOOKALIKE_DEMO_BACKBONE") or "mobilenet_v2",

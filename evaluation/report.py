@@ -57,7 +57,8 @@ def run(service: SearchService, queries: Sequence[CatalogueFile], relevance: Map
         batch, images = [], []
         for query in usable[start:start + batch_size]:
             try:
-                images.append(decode_image(query.path.read_bytes(), service.max_image_pixels).rgb)
+                images.append(decode_image(query.path.read_bytes(), service.max_image_pixels,
+                                           service.model.input_size).rgb)
                 batch.append(query)
             except (ImageError, OSError) as e:
                 evaluation.rejected.append((str(query.path), str(e)))

@@ -142,7 +142,7 @@ class Loader:
                 prepared.present += 1
                 continue
             try:
-                image = decode_image(data, self.max_image_pixels)
+                image = decode_image(data, self.max_image_pixels, self.model.input_size)
             except ImageError as e:
                 prepared.rejected.append((str(entry.path), str(e)))
                 continue
@@ -172,7 +172,7 @@ class Loader:
                 ids, arrays = [], []
                 for product_id, data in rows:
                     try:
-                        image = decode_image(data, self.max_image_pixels)
+                        image = decode_image(data, self.max_image_pixels, self.model.input_size)
                     except ImageError:
                         counts["undecodable"] += 1
                         continue

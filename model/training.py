@@ -88,7 +88,7 @@ def load_images(files: Sequence[CatalogueFile], size: int, max_pixels: int = 40_
     """Decode files to a uint8 (n, size, size, 3) array; unreadable ones are returned with the reason."""
     def load(entry: CatalogueFile):
         try:
-            return to_array(decode_image(entry.path.read_bytes(), max_pixels).rgb, size)
+            return to_array(decode_image(entry.path.read_bytes(), max_pixels, size).rgb, size)
         except (ImageError, OSError) as e:
             return str(e)
 

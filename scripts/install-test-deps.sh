@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # System packages the tests need: a MySQL-compatible server (the store tests start a throwaway one)
 # unless LOOKALIKE_TEST_MYSQL_URL names a running server or a Docker engine can start a container;
-# and Chromium for the browser tests (Playwright drives the system browser; it downloads none).
+# Chromium for the browser tests (Playwright drives the system browser; it downloads none); nginx, the
+# production set-up's reverse proxy, which the slow-sender test starts in front of gunicorn; and openssl,
+# whose command makes the URL tests' TLS certificate.
 set -euo pipefail
 
 need=()
@@ -11,6 +13,12 @@ if [ -z "${LOOKALIKE_TEST_MYSQL_URL:-}" ] && ! command -v mariadbd >/dev/null &&
 fi
 if [ -z "${LOOKALIKE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
   need+=(chromium)
+fi
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  need+=(nginx)
+fi
+if ! command -v openssl >/dev/null; then
+  need+=(openssl)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
@@ -23,4 +31,4 @@ sudo=""
 echo "installing ${need[*]} with apt-get"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# The package's own service is not needed: the tests start their own server in a temporary folder.
+# The packages' own services are not needed: the tests start their own servers in temporary folders.

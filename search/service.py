@@ -5,8 +5,9 @@ probabilities and the embedding → choose the categories to search → rank the
 """
 from __future__ import annotations
 
+import reprlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -40,8 +41,10 @@ class SearchResult:
         searched: categories whose vectors were compared.
         rule: why those categories were searched, in words.
         matches: the ranked results, best first.
-        query: the decoded upload, upright RGB (kept in memory only).
-        model_input: the preprocessed network input (size, size, 3).
+        query: the decoded upload, upright RGB, large ones at reduced scale (kept in memory only; None in a
+            result kept for later, see ``without_pixels``).
+        query_size: the upload's own (width, height), upright.
+        model_input: the preprocessed network input (size, size, 3); None like ``query``.
         embedding: the query's unit-length embedding.
         timings_ms: milliseconds per step.
     """
@@ -52,14 +55,19 @@ class SearchResult:
     matches: list[Match]
     metric: str
     scope: str
-    query: Image.Image
-    model_input: np.ndarray
+    query: Image.Image | None
+    query_size: tuple[int, int]
+    model_input: np.ndarray | None
     embedding: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def predicted(self) -> tuple[str, float]:
         return self.probabilities[0]
+
+    def without_pixels(self) -> "SearchResult":
+        """This result without the picture and the network input, which are nearly all of its memory."""
+        return replace(self, query=None, model_input=None)
 
 
 class SearchService:
@@ -99,11 +107,12 @@ class SearchService:
             SearchError: k, metric or scope out of range.
             model.images.ImageError: the bytes are not a usable image.
         """
-        self._check(k, metric, scope)
+        self.check(k, metric, scope)
         started = time.perf_counter()
-        decoded = decode_image(image, self.max_image_pixels)
+        decoded = decode_image(image, self.max_image_pixels, self.model.input_size)
         decode_ms = (time.perf_counter() - started) * 1000.0
         [result] = self.search_images([decoded.rgb], k, metric, scope)
+        result.query_size = (decoded.width, decoded.height)
         result.timings_ms = {"decode": decode_ms, **result.timings_ms}
         return result
 
@@ -113,7 +122,7 @@ class SearchService:
 
         The preprocessing and forward-pass timings of each result are the batch's, shared equally.
         """
-        k, metric, scope = self._check(k, metric, scope)
+        k, metric, scope = self.check(k, metric, scope)
         clock = time.perf_counter()
 
         def lap() -> float:
@@ -136,20 +145,26 @@ class SearchService:
             narrow_ms = lap()
             matches = self._rank(embedding, searched, revisions, k, metric)
             timings = {"preprocess": preprocess_ms, "forward_pass": forward_ms, "narrow": narrow_ms, "rank": lap()}
-            results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, image, model_input,
-                                        embedding, timings))
+            results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, image, image.size,
+                                        model_input, embedding, timings))
         return results
 
-    def _check(self, k: int | None, metric: str | None, scope: str | None) -> tuple[int, str, str]:
+    def check(self, k: int | None = None, metric: str | None = None,
+              scope: str | None = None) -> tuple[int, str, str]:
+        """The search parameters with their defaults filled in (before any work on an image).
+
+        Raises:
+            SearchError: k, metric or scope out of range.
+        """
         k = self.top_k if k is None else k
         metric = metric or self.metric
         scope = scope or self.scope
         if not 1 <= k <= self.max_k:
-            raise SearchError(f"k must be between 1 and {self.max_k}, got {k}")
+            raise SearchError(f"k must be between 1 and {self.max_k}, got {reprlib.repr(k)}")
         if metric not in METRICS:
-            raise SearchError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+            raise SearchError(f"metric must be one of {', '.join(METRICS)}, got {reprlib.repr(metric)}")
         if scope not in SCOPES:
-            raise SearchError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+            raise SearchError(f"scope must be one of {', '.join(SCOPES)}, got {reprlib.repr(scope)}")
         return k, metric, scope
 
     def _narrow(self, probabilities: list[tuple[str, float]], revisions: dict[str, int],

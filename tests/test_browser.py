@@ -55,7 +55,8 @@ def test_search_by_photo_then_read_how_it_was_computed(page, live_url, fashion_s
     assert cards.first.locator(".external-id").inner_text() == f"#{photo.stem}"
     assert page.locator("#weak").count() == 0
     # every result image really loaded from the database (once the browser has finished fetching them)
-    page.wait_for_function("Array.from(document.querySelectorAll('#results img')).every(i => i.complete)")
+    page.evaluate("Promise.all(Array.from(document.querySelectorAll('#results img')).map(i => i.complete ? null : "
+                  "new Promise(done => { i.onload = i.onerror = done; })))")
     assert page.evaluate("Array.from(document.querySelectorAll('#results img')).every(i => i.naturalWidth > 0)")
     page.screenshot(path=str(OUTPUT / "2-shop-results.png"), full_page=True)
 

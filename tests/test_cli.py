@@ -27,6 +27,24 @@ def test_upgrade_ingest_search_reembed(env, fashion_slice, capsys):
     assert "pruned 0" in capsys.readouterr().out
 
 
+def test_ingest_reports_and_skips_files_the_decoders_fail_on(env, tmp_path, capsys):
+    """Files a short decoder fuzz found (each once stopped the whole load), in one batch with good photos."""
+    from tests.conftest import copy_slice
+    from tests.images import corrupt_avif, corrupt_blp, dds_with_unknown_flags, progressive_jpeg
+
+    catalogue = copy_slice(tmp_path / "catalogue", categories=("Watches",), per_category=4)
+    bad = {"broken.avif": corrupt_avif(), "flags.dds": dds_with_unknown_flags(), "broken.blp": corrupt_blp(),
+           "scans.jpg": progressive_jpeg(2000, 2000, scans=500)}
+    for name, data in bad.items():
+        (catalogue / "Watches" / name).write_bytes(data)
+    main(["db", "upgrade"])
+    capsys.readouterr()
+    assert main(["ingest", str(catalogue)]) == 0
+    out = capsys.readouterr().out
+    assert "added 4, already present 0, rejected 4" in out
+    assert all(f"{name}: " in out for name in bad)
+
+
 def test_errors_are_one_clear_line(env, capsys):
     assert main(["search", "missing.jpg"]) == 2
     assert "run 'lookalike db upgrade'" in capsys.readouterr().err

@@ -2,23 +2,31 @@
 
 One table lists every case with the status it must get (odd but genuine pictures must be searched, upright and
 in colour where they have it); the test sends each to both endpoints, prints the table's summary line, and then
-checks that the server still searches normally.
+checks that the server still searches normally. Then: product ids past the database's range, a forged Host
+header, and ``k`` read alike from a form and from JSON.
 """
 from __future__ import annotations
 
 import html
 import io
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from tests.images import encode, png_declaring
+from model.images import MAX_JPEG_SCANS, MAX_SIDE
+from search.service import SearchError
+from tests.images import corrupt_avif, corrupt_blp, dds_with_unknown_flags, encode, png_declaring, progressive_jpeg
 from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
+from webapp.uploads import search_parameters
 
 ENDPOINTS = {"page": "/search", "api": "/api/search"}
 NOT_AN_IMAGE = "not a usable image"
+NOT_ACCEPTED = "send a JPEG, PNG, WebP or GIF picture"
 NO_FILE = "multipart file field 'image'"
+WHOLE_NUMBER = "k must be a whole number"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,22 @@ def sixteen_bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 257)
 
 
+def json_case(name: str, status: int, expect: str, body: str | bytes) -> Case:
+    return Case(name, status, expect, raw=("application/json", body.encode() if isinstance(body, str) else body),
+                api_only=True)
+
+
+def url_case(name: str, expect: str, **params) -> Case:
+    """A JSON search whose k is ``params['k']`` as JSON, or whose image_url is ``params['url']``."""
+    url = params.pop("url", "http://example.com/a.jpg")
+    extra = "".join(f', "{key}": {value}' for key, value in params.items())
+    return json_case(name, 400, expect, f'{{"image_url": "{url}"{extra}}}')
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
 def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
     data = photo.read_bytes()
     rgb = Image.open(photo).convert("RGB")
@@ -73,6 +97,16 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
                    "page.png"),
         photo_case("SVG named .png", 415, NOT_AN_IMAGE,
                    b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'><circle r='9'/></svg>", "icon.png"),
+        # formats outside the allow-list, among them files whose decoders raised errors of their own
+        photo_case("TIFF", 415, NOT_ACCEPTED, encode(rgb, "TIFF"), "photo.tif"),
+        photo_case("corrupt AVIF", 415, NOT_ACCEPTED, corrupt_avif(), "photo.avif"),
+        photo_case("DDS with unknown pixel-format flags", 415, NOT_ACCEPTED, dds_with_unknown_flags(), "a.dds"),
+        photo_case("corrupt BLP", 415, NOT_ACCEPTED, corrupt_blp(), "a.blp"),
+        # costly to decode
+        photo_case(f"progressive JPEG with {MAX_JPEG_SCANS + 1} scans", 415, f"{MAX_JPEG_SCANS + 1} scans",
+                   progressive_jpeg(1000, 1000, scans=MAX_JPEG_SCANS + 1)),
+        photo_case(f"PNG of 1×{MAX_SIDE + 1} (one side too long)", 413, "no side may be over",
+                   encode(Image.new("1", (1, MAX_SIDE + 1)), "PNG"), "line.png"),
         # too big
         photo_case("decompression bomb (PNG declaring 30000x30000)", 413, "too large", png_declaring(30000, 30000),
                    "bomb.png"),
@@ -81,6 +115,9 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
         photo_case("just over the upload limit", 413, "larger than the limit",
                    b"\xff\xd8" + b"x" * max_upload_bytes),
         photo_case("far over the request limit", 413, "larger than the limit", b"x" * (3 * max_upload_bytes // 2)),
+        Case("a form of 20 parts", 413, "more than 16 parts", files={"image": (data, "photo.jpg")},
+             fields={f"field{i}": "x" for i in range(19)}),
+        photo_case("a text field of 600 KB", 413, "a text field over 500,000 bytes", data, k="1" * 600_000),
         # odd but genuine pictures are searched
         photo_case("CMYK JPEG", 200, stem, encode(rgb.convert("CMYK"), "JPEG", quality=95)),
         photo_case("16-bit greyscale PNG", 200, "", encode(sixteen_bit(rgb), "PNG"), "deep.png"),
@@ -91,6 +128,7 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
                    animated_gif(rgb, Image.open(other_photo).convert("RGB")), "anim.gif"),
         photo_case("EXIF-rotated photo (searched upright)", 200, stem, exif_rotated(rgb)),
         photo_case("file name with a path", 200, stem, data, "../../etc/passwd.jpg"),
+        photo_case("JPEG declaring 1900×1900 in 200 bytes", 200, "", progressive_jpeg(1900, 1900)),
         # malformed requests
         Case("multipart request without a file", 400, NO_FILE, fields={"k": "3"}),
         Case("file under another field name", 400, NO_FILE, files={"photo": (data, "photo.jpg")}),
@@ -101,6 +139,10 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
         photo_case("k = -3", 400, "k must be between 1 and 500", data, k="-3"),
         photo_case("k = ten", 400, "k must be a whole number", data, k="ten"),
         photo_case("k = 2.5", 400, "k must be a whole number", data, k="2.5"),
+        photo_case("k in Arabic-Indic digits", 400, WHOLE_NUMBER, data, k="٣"),
+        photo_case("k in full-width digits", 400, WHOLE_NUMBER, data, k="５"),
+        photo_case("k with an underscore", 400, WHOLE_NUMBER, data, k="1_0"),
+        photo_case("k with spaces", 400, WHOLE_NUMBER, data, k=" 7 "),
         photo_case("unknown metric", 400, "metric must be one of", data, metric="manhattan"),
         photo_case("unknown scope", 400, "scope must be one of", data, scope="galaxy"),
         # JSON bodies (the API only)
@@ -114,6 +156,21 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
              raw=("application/json", b'{"image_url": "file:///etc/passwd"}'), api_only=True),
         Case("JSON with an unknown parameter", 400, "unknown parameter(s): colour",
              raw=("application/json", b'{"image_url": "http://example.com/a.jpg", "colour": "red"}'), api_only=True),
+        url_case("JSON k = Infinity", "Infinity is not a JSON number", k="Infinity"),
+        url_case("JSON k = -Infinity", "-Infinity is not a JSON number", k="-Infinity"),
+        url_case("JSON k = NaN", "NaN is not a JSON number", k="NaN"),
+        url_case("JSON k = 1e400", WHOLE_NUMBER, k="1e400"),
+        url_case("JSON k = 2.5", WHOLE_NUMBER, k="2.5"),
+        url_case("JSON k = true", WHOLE_NUMBER, k="true"),
+        url_case("JSON k = \"٣\"", WHOLE_NUMBER, k='"٣"'),
+        url_case("JSON k = 2**70", "k must be between 1 and 500", k=str(2**70)),
+        url_case("JSON k nested 100,000 levels", "nested too deeply", k=nested(100_000)),
+        url_case("JSON metric = []", "metric must be a string", metric="[]"),
+        json_case("JSON body nested 100,000 levels", 400, "nested too deeply", nested(100_000)),
+        url_case("image_url with port 99999", "invalid host or port", url="http://example.com:99999/a.jpg"),
+        url_case("image_url with port -1", "invalid host or port", url="http://example.com:-1/a.jpg"),
+        url_case("image_url with a backslash before @", "user name or password",
+                 url="http://example.com\\\\@127.0.0.1/a.jpg"),
     ]
 
 
@@ -175,3 +232,38 @@ def test_hostile_and_broken_uploads(client, fashion_slice, web_settings, capsys)
     assert client.get("/healthz").status_code == 200
     good = photo_case("plain photo", 200, photo.stem, photo.read_bytes())
     assert [problem(good, endpoint, send(client, url, good)) for endpoint, url in ENDPOINTS.items()] == [None, None]
+
+
+@pytest.mark.parametrize("product_id", [2**63 - 1, 2**63, 2**64, 10**30])
+def test_product_ids_past_the_database_range_are_not_found(client, product_id):
+    for url in (f"/api/products/{product_id}", f"/products/{product_id}/image"):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert response.mimetype == ("application/json" if url.startswith("/api/") else "text/html")
+
+
+def test_answers_never_repeat_a_forged_host(client, fashion_slice):
+    photo = sorted((fashion_slice / "Heels").glob("*.jpg"))[0].read_bytes()
+    forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    body = client.post("/api/search", data={"image": (io.BytesIO(photo), "a.jpg")}, headers=forged,
+                       content_type="multipart/form-data").get_data(as_text=True)
+    product = client.get("/api/products/1", headers=forged).get_data(as_text=True)
+    assert "evil" not in body and "evil" not in product
+    answer = json.loads(body)
+    assert answer["review_url"].startswith("/review/")
+    assert all(result["image_url"].startswith("/products/") for result in answer["results"])
+
+
+@pytest.mark.parametrize("form, json_value, expected", [
+    ("7", 7, 7), ("007", "007", 7), ("-3", -3, -3),
+    ("7.0", 7.0, None), ("2.5", 2.5, None), ("true", True, None), ("1_0", "1_0", None), ("٣", "٣", None),
+    ("５", "５", None), (" 7", " 7", None), ("1e3", 1e3, None), ("0x10", "0x10", None),
+])
+def test_form_and_json_agree_on_k(form, json_value, expected):
+    """The same k is accepted, or refused, whether it comes in a form (always text) or in JSON."""
+    for value in (form, json_value):
+        if expected is None:
+            with pytest.raises(SearchError, match="k must be a whole number"):
+                search_parameters({"k": value})
+        else:
+            assert search_parameters({"k": value}) == {"k": expected}

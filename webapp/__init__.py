@@ -13,10 +13,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Settings
 from search.bootstrap import build_service
 from search.service import SearchService
+from webapp.memory import pin_mmap_threshold
 from webapp.traces import TraceStore
 
 # Multipart framing around the image: a request this much over the image limit is still accepted.
 FORM_OVERHEAD_BYTES = 64 * 1024
+# A search form has an image and at most three text fields; Werkzeug would parse up to 1,000 parts.
+MAX_FORM_PARTS = 16
 
 
 @dataclass
@@ -40,16 +43,19 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     from webapp import api, errors, limits, review, security, shop, uploads
 
     settings = settings or Settings.from_env()
+    pin_mmap_threshold()
     app = Flask(__name__)
     app.request_class = uploads.InMemoryRequest
     # Flask turns debug mode on from FLASK_DEBUG; settings come from LOOKALIKE_* only, and debug mode
     # (tracebacks, the interactive debugger) must never reach a shop on the internet.
     app.debug = False
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes + FORM_OVERHEAD_BYTES, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes + FORM_OVERHEAD_BYTES, MAX_FORM_PARTS=MAX_FORM_PARTS,
+                      JSON_SORT_KEYS=False)
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.extensions["lookalike"] = Lookalike(
-        settings, service or build_service(settings), TraceStore(settings.trace_ttl_seconds))
+        settings, service or build_service(settings),
+        TraceStore(settings.trace_ttl_seconds, settings.trace_max_bytes))
     for blueprint in (shop.blueprint, review.blueprint, api.blueprint):
         app.register_blueprint(blueprint)
     errors.register(app)

@@ -4,9 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request, url_for
 
 from webapp import lookalike
+from webapp.fetching import fetch_url
 from webapp.openapi import openapi_document
 from webapp.searching import result_json, search_and_trace
-from webapp.uploads import SEARCH_PARAMETERS, UploadError, fetch_url, read_file, search_parameters
+from webapp.shop import PRODUCT_ID
+from webapp.uploads import SEARCH_PARAMETERS, read_file, read_json, search_parameters
 
 blueprint = Blueprint("api", __name__)
 
@@ -15,10 +17,9 @@ blueprint = Blueprint("api", __name__)
 def search():
     settings = lookalike().settings
     if request.is_json:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not isinstance(body.get("image_url"), str):
-            raise UploadError(400, "send a JSON object with an 'image_url' string, or a multipart 'image' file")
+        body = read_json(request.get_data(cache=False))
         params = search_parameters({k: v for k, v in body.items() if k != "image_url"})
+        lookalike().service.check(**params)  # before the download, which can take seconds
         image = fetch_url(body["image_url"], settings.max_upload_bytes, settings.url_timeout_seconds,
                           settings.allow_private_urls)
     else:
@@ -27,14 +28,14 @@ def search():
     return jsonify(result_json(search_and_trace(image, params)))
 
 
-@blueprint.get("/api/products/<int:product_id>")
+@blueprint.get(f"/api/products/<{PRODUCT_ID}>")
 def product(product_id: int):
     found = lookalike().service.store.products([product_id]).get(product_id)
     if found is None:
         abort(404, description=f"no product {product_id}")
     return jsonify({"product_id": found.id, "external_id": found.external_id, "category": found.category,
                     "metadata": found.attributes, "width": found.width, "height": found.height,
-                    "image_url": url_for("shop.product_image", product_id=found.id, _external=True)})
+                    "image_url": url_for("shop.product_image", product_id=found.id)})
 
 
 @blueprint.get("/api/categories")

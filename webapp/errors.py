@@ -8,7 +8,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from model.images import ImageError, ImageTooLarge
 from search.service import SearchError
@@ -46,7 +46,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
-        if e.code == 413:
+        if isinstance(e, RequestEntityTooLarge) and e.description == RequestEntityTooLarge.description:
+            # Werkzeug's own: the request is over MAX_CONTENT_LENGTH (the form's limits say what they are).
             return _answer(413, f"the upload is larger than the limit of "
                                 f"{app.extensions['lookalike'].settings.max_upload_bytes:,} bytes")
         return _answer(e.code or 500, e.description or e.name)

@@ -14,7 +14,8 @@ def openapi_document() -> dict:
         "properties": {
             "product_id": {"type": "integer"}, "external_id": {"type": "string"}, "category": {"type": "string"},
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-            "image_url": {"type": "string", "format": "uri"},
+            "image_url": {"type": "string", "format": "uri-reference",
+                          "description": "relative to this API's address"},
         },
     }
     search_params = {
@@ -84,7 +85,8 @@ def openapi_document() -> dict:
                     **product["properties"], "distance": {"type": "number"},
                     "similarity": {"type": "number", "description": "cosine × 100, clipped at 0"}}}},
                 "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
-                "review_url": {"type": "string", "format": "uri"},
+                "review_url": {"type": "string", "format": "uri-reference",
+                               "description": "relative to this API's address"},
             }},
         }},
     }

@@ -13,9 +13,7 @@ EXCERPT = 8  # values shown of each vector, and terms written out in the distanc
 
 @blueprint.get("/review/<trace_id>")
 def trace(trace_id: str):
-    found = _trace(trace_id)
-    return render_template("review.html", trace=found, steps=explain(found.result, found.best_vector),
-                           settings=lookalike().settings)
+    return render_template("review.html", trace=_trace(trace_id), settings=lookalike().settings)
 
 
 @blueprint.get("/review/<trace_id>/upload.jpg")
@@ -35,7 +33,7 @@ def _trace(trace_id: str):
 
 
 def explain(result, best_vector: np.ndarray | None) -> dict:
-    """The numbers of each step, ready to print."""
+    """The numbers of each step, ready to print (computed when the search runs: the trace keeps no arrays)."""
     x = result.model_input
     q = result.embedding
     steps = {

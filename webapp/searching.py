@@ -6,13 +6,14 @@ import io
 from flask import url_for
 
 from webapp import lookalike
+from webapp.review import explain
 from webapp.traces import Trace
 
 THUMBNAIL_SIDE = 480
 
 
 def search_and_trace(image: bytes, params: dict) -> Trace:
-    """Run the search and keep, in memory, what the reviewer page shows."""
+    """Run the search and keep, in memory, what the pages show (not the picture itself)."""
     state = lookalike()
     result = state.service.search(image, **params)
     best_vector = (state.service.store.vector(result.matches[0].product.id, state.service.model.version)
@@ -21,7 +22,7 @@ def search_and_trace(image: bytes, params: dict) -> Trace:
     thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     buffer = io.BytesIO()
     thumbnail.save(buffer, "JPEG", quality=85)
-    return state.traces.put(result, buffer.getvalue(), best_vector)
+    return state.traces.put(result, buffer.getvalue(), explain(result, best_vector))
 
 
 def is_weak(trace: Trace) -> bool:
@@ -49,8 +50,8 @@ def result_json(trace: Trace) -> dict:
             "metadata": m.product.attributes,
             "distance": m.distance,
             "similarity": m.similarity,
-            "image_url": url_for("shop.product_image", product_id=m.product.id, _external=True),
+            "image_url": url_for("shop.product_image", product_id=m.product.id),
         } for m in result.matches],
         "timings_ms": result.timings_ms,
-        "review_url": url_for("review.trace", trace_id=trace.id, _external=True),
+        "review_url": url_for("review.trace", trace_id=trace.id),
     }

@@ -10,6 +10,8 @@ from webapp.uploads import read_file, search_parameters
 blueprint = Blueprint("shop", __name__)
 
 IMAGE_CACHE_SECONDS = 7 * 24 * 3600  # a product's image never changes: its id names one stored image
+# The route part of a product id: the database's ids are signed 64-bit, so a larger number is no product (404).
+PRODUCT_ID = f"int(max={2**63 - 1}):product_id"
 
 
 @blueprint.get("/")
@@ -25,7 +27,7 @@ def search():
     return render_template("results.html", trace=trace, weak=is_weak(trace), settings=settings)
 
 
-@blueprint.get("/products/<int:product_id>/image")
+@blueprint.get(f"/products/<{PRODUCT_ID}>/image")
 def product_image(product_id: int):
     found = lookalike().service.store.image(product_id)
     if found is None:

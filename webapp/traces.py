@@ -1,4 +1,8 @@
-"""Recent searches kept in memory for the reviewer page, each for a limited time; never on disk."""
+"""Recent searches kept in memory for the reviewer page, each for a limited time; never on disk.
+
+A trace keeps only what the pages show: the result without its pixels, a small re-encoded thumbnail and the
+numbers of each step. The store is bounded by bytes, so searches with huge pictures cannot fill the memory.
+"""
 from __future__ import annotations
 
 import secrets
@@ -7,40 +11,51 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from search.service import SearchResult
+
+# Allowances for what a trace holds besides its thumbnail and embedding: the probabilities, rule, timings and
+# step excerpts (a few KiB of small objects), and each match (a Match and its product's description).
+BASE_BYTES = 8 * 1024
+MATCH_BYTES = 1024
 
 
 @dataclass(frozen=True)
 class Trace:
     id: str
-    result: SearchResult
-    thumbnail: bytes  # the upload, re-encoded small, for the reviewer page only
-    best_vector: np.ndarray | None  # the best match's stored vector, as read from the database
+    result: SearchResult  # without its pixels (``SearchResult.without_pixels``)
+    thumbnail: bytes  # the upload, re-encoded small, for the pages only
+    steps: dict  # the numbers of each step, as the reviewer page prints them (``webapp.review.explain``)
     created: float = field(default_factory=time.time)
+
+    @property
+    def size(self) -> int:
+        """About how many bytes the trace holds."""
+        return (BASE_BYTES + len(self.thumbnail) + self.result.embedding.nbytes
+                + MATCH_BYTES * len(self.result.matches))
 
 
 class TraceStore:
-    """At most ``capacity`` traces, each kept ``ttl`` seconds.
+    """Traces of at most ``max_bytes`` in all, each kept ``ttl`` seconds; the oldest go first.
 
     Traces live in the memory of the process that served the search: serve with one process and
     several threads (as the README's gunicorn line does) so the reviewer link always finds it.
     """
 
-    def __init__(self, ttl: float = 900, capacity: int = 256):
+    def __init__(self, ttl: float = 900, max_bytes: int = 64 * 1024 * 1024):
         self.ttl = ttl
-        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._traces: OrderedDict[str, Trace] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, result: SearchResult, thumbnail: bytes, best_vector: np.ndarray | None) -> Trace:
-        trace = Trace(secrets.token_urlsafe(12), result, thumbnail, best_vector)
+    def put(self, result: SearchResult, thumbnail: bytes, steps: dict) -> Trace:
+        trace = Trace(secrets.token_urlsafe(12), result.without_pixels(), thumbnail, steps)
         with self._lock:
             self._expire()
             self._traces[trace.id] = trace
-            while len(self._traces) > self.capacity:
-                self._traces.popitem(last=False)
+            self.bytes += trace.size
+            while self.bytes > self.max_bytes:
+                self._drop_oldest()
         return trace
 
     def get(self, trace_id: str) -> Trace | None:
@@ -48,7 +63,14 @@ class TraceStore:
             self._expire()
             return self._traces.get(trace_id)
 
+    def __len__(self) -> int:
+        return len(self._traces)
+
     def _expire(self) -> None:
         cutoff = time.time() - self.ttl
         while self._traces and next(iter(self._traces.values())).created < cutoff:
-            self._traces.popitem(last=False)
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, trace = self._traces.popitem(last=False)
+        self.bytes -= trace.size

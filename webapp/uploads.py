@@ -1,24 +1,25 @@
-"""Getting the query image out of a request: a multipart file, or a URL fetched with care.
+"""Getting the query out of a request: the multipart file or the JSON body, and the search parameters.
 
 The upload is held in memory only: its file name is never used and nothing is written to disk.
 """
 from __future__ import annotations
 
 import io
-import ipaddress
-import socket
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from typing import Mapping
+import json
+import re
+import reprlib
+from typing import Any, Mapping
 
 from flask import Request
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from search.service import SearchError
 
 SEARCH_PARAMETERS = ("k", "metric", "scope")
+# ASCII digits only: int() would also take '١٢', '1_0', ' 7 ' and, from JSON, true and 2.0. (30 digits are far past
+# any k: a longer string is no number a client meant.)
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,30}")
 
 
 class UploadError(Exception):
@@ -38,6 +39,17 @@ class InMemoryRequest(Request):
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         return io.BytesIO()
 
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except RequestEntityTooLarge as e:
+            if self.content_length is not None and self.content_length <= (self.max_content_length or 0):
+                # Werkzeug's form limits, not the size of the request: say so, not "the image is too large".
+                raise RequestEntityTooLarge(
+                    f"the form has more than {self.max_form_parts:,} parts or a text field over "
+                    f"{self.max_form_memory_size:,} bytes") from e
+            raise
+
 
 def read_file(file: FileStorage | None, max_bytes: int) -> bytes:
     if file is None:
@@ -48,85 +60,51 @@ def read_file(file: FileStorage | None, max_bytes: int) -> bytes:
     return data
 
 
-def search_parameters(values: Mapping[str, str], allowed: tuple[str, ...] = SEARCH_PARAMETERS) -> dict:
-    """``k``, ``metric`` and ``scope`` from form or query values; anything else is refused."""
+def read_json(body: bytes) -> dict:
+    """The JSON object of a request body: standard JSON only (no NaN or Infinity), nested as deep as Python can.
+
+    Raises:
+        UploadError: 400 for anything else, with the parser's reason.
+    """
+    try:
+        value = json.loads(body, parse_constant=_not_json)
+    except RecursionError:
+        raise UploadError(400, "the JSON body is nested too deeply") from None
+    except ValueError as e:
+        raise UploadError(400, f"the body is not valid JSON ({e}): send a JSON object with an 'image_url' "
+                               "string, or a multipart 'image' file") from None
+    if not isinstance(value, dict) or not isinstance(value.get("image_url"), str):
+        raise UploadError(400, "send a JSON object with an 'image_url' string, or a multipart 'image' file")
+    return value
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def search_parameters(values: Mapping[str, Any], allowed: tuple[str, ...] = SEARCH_PARAMETERS) -> dict:
+    """``k``, ``metric`` and ``scope`` from form values or a JSON object (the same rules for both).
+
+    Anything else is refused, as are a ``k`` that is not a whole number written in ASCII digits and a
+    ``metric`` or ``scope`` that is not a string.
+    """
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise SearchError(f"unknown parameter(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        names = ", ".join(unknown)
+        raise SearchError(f"unknown parameter(s): {names if len(names) <= 80 else reprlib.repr(names)}; "
+                          f"allowed: {', '.join(allowed)}")
     params: dict = {}
-    if values.get("k") not in (None, ""):
-        try:
-            params["k"] = int(values["k"])
-        except (TypeError, ValueError):
-            raise SearchError(f"k must be a whole number, got {values['k']!r}") from None
+    k = values.get("k")
+    if k not in (None, ""):
+        if type(k) is int or (isinstance(k, str) and WHOLE_NUMBER.fullmatch(k)):
+            params["k"] = int(k)
+        else:
+            raise SearchError(f"k must be a whole number, got {reprlib.repr(k)}")
     for name in ("metric", "scope"):
-        if values.get(name):
-            params[name] = str(values[name])
+        value = values.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise SearchError(f"{name} must be a string, got {reprlib.repr(value)}")
+        params[name] = value
     return params
-
-
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Every redirect target is checked like the first URL before it is followed."""
-
-    def __init__(self, allow_private: bool):
-        self.allow_private = allow_private
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        check_url(newurl, self.allow_private)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def check_url(url: str, allow_private: bool) -> None:
-    """Refuse non-http(s) schemes and hosts that resolve to loopback, private, link-local or reserved addresses."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UploadError(400, "image_url must be an http or https URL")
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        raise UploadError(400, f"image_url host {parts.hostname!r} cannot be resolved") from None
-    if allow_private:
-        return
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise UploadError(400, f"image_url host {parts.hostname!r} is not a public address")
-
-
-def fetch_url(url: str, max_bytes: int, timeout: float, allow_private: bool = False) -> bytes:
-    """Download an image by URL within a size and time limit, following only safe redirects."""
-    check_url(url, allow_private)
-    opener = urllib.request.build_opener(_CheckedRedirects(allow_private))
-    request = urllib.request.Request(url, headers={"User-Agent": "Lookalike/1.0", "Accept": "image/*"})
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise UploadError(413, f"the image at image_url is larger than the limit of {max_bytes:,} bytes")
-            data = _read_within(response, max_bytes, time.monotonic() + timeout)
-    except UploadError:
-        raise
-    except urllib.error.HTTPError as e:
-        raise UploadError(400, f"image_url answered HTTP {e.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise UploadError(400, f"image_url could not be fetched ({reason})") from None
-    if len(data) > max_bytes:
-        raise UploadError(413, f"the image at image_url is larger than the limit of {max_bytes:,} bytes")
-    return data
-
-
-def _read_within(response, max_bytes: int, deadline: float) -> bytes:
-    """Read at most ``max_bytes + 1`` bytes, giving up at ``deadline`` (a slow sender cannot hold us)."""
-    chunks, size = [], 0
-    while size <= max_bytes:
-        if time.monotonic() > deadline:
-            raise UploadError(400, "image_url took too long to download")
-        # read1 returns what has arrived; read(n) would wait for n bytes, however slowly they trickle in.
-        chunk = response.read1(min(64 * 1024, max_bytes + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
