@@ -159,9 +159,10 @@ def markdown(summary: dict, title: str) -> str:
 
 
 def narrowing_table(rows: Sequence[dict]) -> str:
-    """The τ sweep as a Markdown table."""
-    lines = ["| τ | categories searched (mean) | missed-category rate | precision@10 | latency p50 (ms) |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['settings']['tau']:g} | {r['mean_categories_searched']:.2f} | {r['missed_category_rate']:.2%} | "
-              f"{r['retrieval']['@10']['precision']:.4f} | {r['latency_ms_per_query']['p50']:.1f} |" for r in rows]
+    """The τ × merge-weight sweep as a Markdown table."""
+    lines = ["| τ | merge weight | categories searched (mean) | missed-category rate | precision@10 | "
+             "latency p50 (ms) |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['settings']['tau']:g} | {r['settings']['merge_weight']:g} | {r['mean_categories_searched']:.2f} | "
+              f"{r['missed_category_rate']:.2%} | {r['retrieval']['@10']['precision']:.4f} | "
+              f"{r['latency_ms_per_query']['p50']:.1f} |" for r in rows]
     return "\n".join(lines) + "\n"
