@@ -108,6 +108,9 @@ def improve(settings: Settings, store: Store, files: Sequence[CatalogueFile], qu
     run.save(out)
     write_report(run, out)
     say(f"5/5 {run.decision['reason']}; report: {out / 'report.md'}")
+    if not run.decision["activated"]:
+        say(f"{run.candidate} stays registered (ingest keeps its vectors up to date): "
+            f"'lookalike models prune {run.candidate}' drops it")
     return run
 
 
