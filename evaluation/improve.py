@@ -192,7 +192,7 @@ def comparison_figure(rows: Sequence[tuple[str, float, float, bool]], before: st
     ax.set_yticks(y, [name + ("" if higher else " (lower is better)") for name, _, _, higher in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)  # clear of the bars
     ax.set_title("Before and after")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
