@@ -186,14 +186,15 @@ def comparison_figure(rows: Sequence[tuple[str, float, float, bool]], before: st
 
     names = [name for name, *_ in rows]
     y = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1.2))
+    height = 0.32 * len(names) + 1.5
+    fig, ax = plt.subplots(figsize=(7, height))
     ax.barh(y - 0.2, [b for _, b, _, _ in rows], 0.4, label=f"before ({before})", color="tab:gray")
     ax.barh(y + 0.2, [a for _, _, a, _ in rows], 0.4, label=f"after ({after})", color="tab:blue")
     ax.set_yticks(y, [name + ("" if higher else " (lower is better)") for name, _, _, higher in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)  # clear of the bars
+    fig.legend(fontsize=8, loc="lower center", ncol=2)  # below the axis, clear of the bars
     ax.set_title("Before and after")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
