@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from cli import catalogue, improve, models
 from config import Settings
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
@@ -77,29 +78,6 @@ def cmd_export(args, settings: Settings) -> None:
     network.export(settings.resolved_model_path)
     print(f"exported model {network.version} to {onnx_path(settings.resolved_model_path)} "
           f"(sha256 {network.card.onnx_sha256[:16]}…)")
-
-
-def cmd_ingest(args, settings: Settings) -> None:
-    from ingest.catalogue import list_catalogue, load_metadata
-    from ingest.loader import Loader
-    from search.bootstrap import open_network, open_store
-
-    files = list_catalogue(args.catalogue, args.category)
-    metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
-    loader = Loader(open_network(settings, batch_work=True), open_store(settings), settings.batch_size,
-                    settings.max_image_pixels)
-    report = loader.ingest(files, metadata)
-    print(report.summary())
-
-
-def cmd_reembed(args, settings: Settings) -> None:
-    from ingest.loader import Loader
-    from search.bootstrap import open_network, open_store
-
-    model = open_network(settings, batch_work=True)
-    loader = Loader(model, open_store(settings), settings.batch_size, settings.max_image_pixels)
-    counts = loader.reembed(prune=not args.keep_old)
-    print(f"model {model.version}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 def cmd_search(args, settings: Settings) -> None:
@@ -227,13 +205,6 @@ def cmd_grid(args, settings: Settings) -> None:
     print(f"{len(runs)} runs; curves and checkpoints in {args.out}")
 
 
-def cmd_categories(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
-
-    for name, count in open_store(settings).category_counts().items():
-        print(f"{count:>7}  {name}")
-
-
 def cmd_demo(args, settings: Settings) -> None:
     """Set up the embedded demo from the committed assets: schema, model, catalogue, one search."""
     from db.migrate import upgrade
@@ -304,16 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export the trained model to ONNX for serving (done by train already)")
     export.set_defaults(func=cmd_export)
 
-    ingest = sub.add_parser("ingest", help="load a catalogue folder (and metadata CSV) into the store")
-    ingest.add_argument("catalogue", type=Path, help="a folder of category folders (or one flat folder)")
-    ingest.add_argument("--csv", type=Path, help="per-product metadata, joined by file name or id")
-    ingest.add_argument("--csv-key", help="the CSV column holding the file name or id (default: detected)")
-    ingest.add_argument("--category", help="category of files lying directly in the folder")
-    ingest.set_defaults(func=cmd_ingest)
-
-    reembed = sub.add_parser("reembed", help="embed every stored product with the current model")
-    reembed.add_argument("--keep-old", action="store_true", help="keep other model versions' vectors")
-    reembed.set_defaults(func=cmd_reembed)
+    catalogue.add_commands(sub)  # ingest, products, categories
+    models.add_commands(sub)  # reembed, models
+    improve.add_commands(sub)
 
     search = sub.add_parser("search", help="search the catalogue with an image file and print a table")
     search.add_argument("image", type=Path)
@@ -364,9 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--categories", help="comma-separated subset of categories")
     grid.add_argument("--note", help="a note repeated in every row (e.g. 'small run')")
     grid.set_defaults(func=cmd_grid)
-
-    categories = sub.add_parser("categories", help="list categories with their product counts")
-    categories.set_defaults(func=cmd_categories)
 
     serve = sub.add_parser("serve", help="serve the web app with the development server (demo use)")
     serve.add_argument("--host", default="127.0.0.1")

@@ -53,7 +53,10 @@ class Settings:
     Attributes:
         data_dir: where the embedded SQLite database and the trained model live by default.
         database_url: SQLAlchemy URL; empty means the embedded SQLite file in ``data_dir``.
-        model_path: the trained ``.keras`` file (its ``.meta.json`` sits beside it).
+        model_path: the trained ``.keras`` file (its ``.meta.json`` sits beside it): what ``train`` writes, and
+            what is served until a model is registered.
+        models_dir: registered models' files, one folder per version (``model.versions``); empty means
+            ``data_dir/models``.
         backbone: registry name used when training a new model.
         weights: ``imagenet`` (Keras's own loader and cache), ``none``, or a local weights file.
         input_size: side of the square network input; 0 means the backbone's default.
@@ -94,6 +97,7 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     model_path: Path | None = None
+    models_dir: Path | None = None
     backbone: str = "resnet50"
     weights: str = "imagenet"
     input_size: int = 0
@@ -125,10 +129,12 @@ class Settings:
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("LOOKALIKE_DATA_DIR") or "var")
         model_path = env.get("LOOKALIKE_MODEL_PATH")
+        models_dir = env.get("LOOKALIKE_MODELS_DIR")
         return cls(
             data_dir=data_dir,
             database_url=env.get("LOOKALIKE_DATABASE_URL", ""),
             model_path=Path(model_path) if model_path else None,
+            models_dir=Path(models_dir) if models_dir else None,
             backbone=env.get("LOOKALIKE_BACKBONE") or "resnet50",
             weights=env.get("LOOKALIKE_WEIGHTS") or "imagenet",
             input_size=_number(env, "LOOKALIKE_INPUT_SIZE", 0),
@@ -164,3 +170,7 @@ class Settings:
     @property
     def resolved_model_path(self) -> Path:
         return self.model_path or self.data_dir / "model.keras"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String,
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String,
                         UniqueConstraint)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -36,7 +36,9 @@ class Category(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     # Bumped in the same transaction as any change to the category's products or vectors, so every
-    # serving process can tell with one cheap query whether its cached matrix is stale.
+    # serving process can tell with one cheap query whether its cached matrix is stale. A new or renamed
+    # category starts above every revision there is, so a name never comes back with a revision a process
+    # may still hold cached for it.
     revision: Mapped[int] = mapped_column(Integer, default=0)
 
     products: Mapped[list["Product"]] = relationship(back_populates="category")
@@ -73,3 +75,21 @@ class Feature(Base):
     model_version: Mapped[str] = mapped_column(String(64))
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(VectorBlob)  # little-endian float32
+
+
+class ModelVersion(Base):
+    """The model registry: every trained model whose vectors the store keeps, and the one being served.
+
+    ``categories`` are the network's outputs in order, as catalogue category names: renaming a category
+    renames it here too, so a model keeps pointing its predictions at the right products.
+    """
+
+    __tablename__ = "models"
+    __table_args__ = (MYSQL_OPTIONS,)
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    backbone: Mapped[str] = mapped_column(String(64))
+    categories: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=_utcnow)
+    # At most one row is active: activation sets every row's flag in one UPDATE.
+    active: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -4,18 +4,24 @@ SQL is built only with SQLAlchemy, so every value reaches the database as a boun
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, make_url, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.schema import Category, Feature, Product
+from db.schema import Category, Feature, ModelVersion, Product
 
 VECTOR_DTYPE = np.dtype("<f4")  # little-endian float32, whatever the machine
+CHUNK = 500  # ids per IN (...) list: far below every backend's limit on bound parameters
+
+
+class NotFound(ValueError):
+    """An id, category or model version the store does not hold; the message says what to do."""
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -31,7 +37,7 @@ def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NewProduct:
-    """A decoded catalogue image with its vector, ready to be stored."""
+    """A decoded catalogue image with its vectors (by model version), ready to be stored."""
 
     category: str
     external_id: str
@@ -40,7 +46,7 @@ class NewProduct:
     content_type: str
     width: int
     height: int
-    vector: np.ndarray
+    vectors: Mapping[str, np.ndarray]
     attributes: dict = field(default_factory=dict)
 
 
@@ -52,6 +58,25 @@ class ProductInfo:
     attributes: dict
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class ProductDetail:
+    """A product as an admin sees it: its description, its image's facts and its vectors' model versions."""
+
+    info: ProductInfo
+    content_type: str
+    image_sha256: str
+    created_at: object
+    versions: list[str]
+
+
+@dataclass(frozen=True)
+class CategoryDetail:
+    name: str
+    products: int
+    revision: int
+    vectors: dict[str, int]  # by model version
 
 
 # mysql-connector waits for ever by default: a stopped or unreachable server would hang every request
@@ -110,8 +135,8 @@ class Store:
                 found.update(session.scalars(select(Product.image_sha256).where(Product.image_sha256.in_(chunk))))
         return found
 
-    def add_products(self, items: Sequence[NewProduct], model_version: str) -> list[NewProduct]:
-        """Store products and their vectors in one transaction; returns those actually added.
+    def add_products(self, items: Sequence[NewProduct]) -> list[NewProduct]:
+        """Store products and their vectors (every version given) in one transaction; returns those added.
 
         Images already stored (same SHA-256) are left alone, so a re-run after an interruption or a
         concurrent loader never duplicates anything.
@@ -122,7 +147,7 @@ class Store:
                 return []
             try:
                 with self._session.begin() as session:
-                    self._insert(session, fresh, model_version)
+                    self._insert(session, fresh)
                 return fresh
             except IntegrityError:
                 continue  # another writer stored some of these meanwhile: filter again and retry
@@ -136,7 +161,7 @@ class Store:
                 unique.setdefault(item.image_sha256, item)
         return list(unique.values())
 
-    def _insert(self, session: Session, items: list[NewProduct], model_version: str) -> None:
+    def _insert(self, session: Session, items: list[NewProduct]) -> None:
         category_ids = self._category_ids(session, {item.category for item in items})
         session.execute(insert(Product), [
             {"category_id": category_ids[item.category], "external_id": item.external_id,
@@ -147,9 +172,9 @@ class Store:
         ids = dict(session.execute(select(Product.image_sha256, Product.id).where(
             Product.image_sha256.in_([item.image_sha256 for item in items]))).all())
         session.execute(insert(Feature), [
-            {"product_id": ids[item.image_sha256], "model_version": model_version,
-             "dim": int(item.vector.shape[-1]), "vector": encode_vector(item.vector)}
-            for item in items
+            {"product_id": ids[item.image_sha256], "model_version": version,
+             "dim": int(vector.shape[-1]), "vector": encode_vector(vector)}
+            for item in items for version, vector in item.vectors.items()
         ])
         self._bump(session, category_ids.values())
 
@@ -157,7 +182,8 @@ class Store:
         existing = dict(session.execute(select(Category.name, Category.id).where(Category.name.in_(names))).all())
         missing = names - existing.keys()
         if missing:
-            session.execute(insert(Category), [{"name": name, "revision": 0} for name in sorted(missing)])
+            start = self._top_revision(session)
+            session.execute(insert(Category), [{"name": name, "revision": start} for name in sorted(missing)])
             existing.update(session.execute(
                 select(Category.name, Category.id).where(Category.name.in_(missing))).all())
         return existing
@@ -167,7 +193,15 @@ class Store:
         session.execute(update(Category).where(Category.id.in_(set(category_ids)))
                         .values(revision=Category.revision + 1))
 
+    @staticmethod
+    def _top_revision(session: Session) -> int:
+        return session.scalar(select(func.coalesce(func.max(Category.revision), 0)))
+
     # --- re-embedding -------------------------------------------------------------------------
+
+    def products_without_vector_count(self, model_version: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(count_without_vector(model_version)).scalar_one()
 
     def products_without_vector(self, model_version: str, after_id: int, limit: int) -> list[tuple[int, bytes]]:
         """Images of products that have no vector of ``model_version``, in id order, after ``after_id``."""
@@ -188,13 +222,6 @@ class Store:
             ])
             self._bump(session, session.scalars(
                 select(Product.category_id).where(Product.id.in_(list(vectors))).distinct()))
-
-    def drop_other_versions(self, model_version: str) -> int:
-        """Delete the vectors of every other model version; returns how many went."""
-        with self._session.begin() as session:
-            result = session.execute(delete(Feature).where(Feature.model_version != model_version))
-            session.execute(update(Category).values(revision=Category.revision + 1))
-            return result.rowcount
 
     # --- search -------------------------------------------------------------------------------
 
@@ -244,10 +271,11 @@ class Store:
         return decode_vectors([row.vector], row.dim)[0] if row else None
 
     def category_counts(self) -> dict[str, int]:
+        """Products per category; a category whose products were all deleted is left out."""
         with self._session() as session:
             rows = session.execute(
                 select(Category.name, func.count(Product.id))
-                .outerjoin(Product, Product.category_id == Category.id)
+                .join(Product, Product.category_id == Category.id)
                 .group_by(Category.name).order_by(Category.name)).all()
         return dict(rows)
 
@@ -256,3 +284,178 @@ class Store:
         with self._session() as session:
             return dict(session.execute(
                 select(Feature.model_version, func.count(Feature.id)).group_by(Feature.model_version)).all())
+
+    # --- catalogue administration -------------------------------------------------------------
+
+    def list_products(self, category: str | None = None, after_id: int = 0, limit: int = 100) -> list[ProductInfo]:
+        """Products in id order (of one category if given), after ``after_id``."""
+        query = (select(Product.id, Product.external_id, Category.name, Product.attributes, Product.width,
+                        Product.height).join(Category, Category.id == Product.category_id)
+                 .where(Product.id > after_id).order_by(Product.id).limit(limit))
+        if category is not None:
+            self.require_category(category)
+            query = query.where(Category.name == category)
+        with self._session() as session:
+            rows = session.execute(query).all()
+        return [ProductInfo(row.id, row.external_id, row.name, row.attributes or {}, row.width, row.height)
+                for row in rows]
+
+    def product_detail(self, product_id: int) -> ProductDetail:
+        with self._session() as session:
+            row = session.execute(
+                select(Product.content_type, Product.image_sha256, Product.created_at)
+                .where(Product.id == product_id)).first()
+            if row is None:
+                raise NotFound(f"no product with id {product_id}: 'lookalike products list' shows the ids")
+            versions = session.scalars(select(Feature.model_version).where(Feature.product_id == product_id)
+                                       .order_by(Feature.model_version)).all()
+        return ProductDetail(self.products([product_id])[product_id], row.content_type, row.image_sha256,
+                             row.created_at, list(versions))
+
+    def category_detail(self, name: str) -> CategoryDetail:
+        with self._session() as session:
+            category = self._category(session, name)
+            products = session.scalar(select(func.count(Product.id)).where(Product.category_id == category.id))
+            vectors = dict(session.execute(
+                select(Feature.model_version, func.count(Feature.id))
+                .join(Product, Product.id == Feature.product_id).where(Product.category_id == category.id)
+                .group_by(Feature.model_version).order_by(Feature.model_version)).all())
+        return CategoryDetail(category.name, products, category.revision, vectors)
+
+    def require_category(self, name: str) -> None:
+        with self._session() as session:
+            self._category(session, name)
+
+    def _category(self, session: Session, name: str) -> Category:
+        category = session.scalars(select(Category).where(Category.name == name)).first()
+        if category is None:
+            raise NotFound(f"no category named {name!r}: 'lookalike categories' lists them (names are exact)")
+        return category
+
+    def ids_of(self, external_ids: Sequence[str]) -> list[int]:
+        """The product ids of shop ids (external ids); every one must be known."""
+        wanted = list(dict.fromkeys(external_ids))
+        found: dict[str, list[int]] = {}
+        with self._session() as session:
+            for start in range(0, len(wanted), CHUNK):
+                for external_id, product_id in session.execute(
+                        select(Product.external_id, Product.id)
+                        .where(Product.external_id.in_(wanted[start:start + CHUNK]))):
+                    found.setdefault(external_id, []).append(product_id)
+        unknown = [e for e in wanted if e not in found]
+        if unknown:
+            raise NotFound(f"no product with external id {_some(unknown)}: nothing was deleted; "
+                           "'lookalike products list' shows the ids")
+        return [product_id for e in wanted for product_id in found[e]]
+
+    def delete_products(self, ids: Sequence[int]) -> dict[str, int]:
+        """Delete products (their vectors go with them) in one transaction; returns how many per category.
+
+        All or nothing: an unknown id deletes nothing.
+        """
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        with self._session.begin() as session:
+            rows = []
+            for start in range(0, len(wanted), CHUNK):
+                rows += session.execute(select(Product.id, Product.category_id, Category.name)
+                                        .join(Category, Category.id == Product.category_id)
+                                        .where(Product.id.in_(wanted[start:start + CHUNK]))).all()
+            unknown = sorted(set(wanted) - {row.id for row in rows})
+            if unknown:
+                raise NotFound(f"no product with id {_some(unknown)}: nothing was deleted; "
+                               "'lookalike products list' shows the ids")
+            for start in range(0, len(wanted), CHUNK):
+                # Vectors go by the foreign key's ON DELETE CASCADE.
+                session.execute(delete(Product).where(Product.id.in_(wanted[start:start + CHUNK])))
+            self._bump(session, {row.category_id for row in rows})
+        return dict(Counter(row.name for row in rows))
+
+    def delete_category(self, name: str) -> int:
+        """Delete every product of a category; returns how many went.
+
+        The category's row stays, empty, so its revision keeps counting up: a serving process that cached
+        its vectors sees it move, and a re-ingest into the same name can never bring a stale cache back.
+        """
+        with self._session.begin() as session:
+            category = self._category(session, name)
+            result = session.execute(delete(Product).where(Product.category_id == category.id))
+            self._bump(session, [category.id])
+            return result.rowcount
+
+    def rename_category(self, old: str, new: str) -> None:
+        """Rename a category, in the registered models' category lists too, in one transaction.
+
+        Raises:
+            NotFound: no category ``old``.
+            ValueError: ``new`` names a category that still has products.
+        """
+        new = new.strip()
+        if not new or len(new) > 255:
+            raise ValueError("a category name is 1 to 255 characters")
+        with self._session.begin() as session:
+            category = self._category(session, old)
+            if new == old:
+                return
+            taken = session.scalars(select(Category).where(Category.name == new)).first()
+            if taken is not None:
+                if session.scalar(select(func.count(Product.id)).where(Product.category_id == taken.id)):
+                    raise ValueError(f"category {new!r} already exists and has products: choose another name "
+                                     f"(or move them by deleting and ingesting again)")
+                session.delete(taken)  # an emptied category's leftover row gives way
+                session.flush()
+            category.revision = self._top_revision(session) + 1
+            category.name = new
+            for model in session.scalars(select(ModelVersion)):
+                if old in model.categories:
+                    model.categories = [new if c == old else c for c in model.categories]
+
+    def update_attributes(self, rows: Mapping[tuple[str, str], dict]) -> int:
+        """Set the metadata of stored products by (category, external id); returns how many changed.
+
+        Rows naming no stored product are ignored (their files were not ingested); the categories whose
+        products changed get a new revision in the same transaction.
+        """
+        changed = 0
+        by_category: dict[str, dict[str, dict]] = {}
+        for (category, external_id), attributes in rows.items():
+            by_category.setdefault(category, {})[external_id] = attributes
+        with self._session.begin() as session:
+            touched = set()
+            for category, wanted in by_category.items():
+                names = list(wanted)
+                for start in range(0, len(names), CHUNK):
+                    stored = session.execute(
+                        select(Product.id, Product.category_id, Product.external_id, Product.attributes)
+                        .join(Category, Category.id == Product.category_id)
+                        .where(Category.name == category, Product.external_id.in_(names[start:start + CHUNK]))).all()
+                    for row in stored:
+                        if (row.attributes or {}) != wanted[row.external_id]:
+                            session.execute(update(Product).where(Product.id == row.id)
+                                            .values(attributes=wanted[row.external_id]))
+                            touched.add(row.category_id)
+                            changed += 1
+            if touched:
+                self._bump(session, touched)
+        return changed
+
+    def products_missing_from(self, categories: Iterable[str], hashes: set[str]) -> list[ProductInfo]:
+        """Stored products of ``categories`` whose image is none of ``hashes`` (a folder's files)."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Product.id, Product.image_sha256).join(Category, Category.id == Product.category_id)
+                .where(Category.name.in_(list(categories))).order_by(Product.id)).all()
+        gone = [row.id for row in rows if row.image_sha256 not in hashes]
+        found = self.products(gone)
+        return [found[i] for i in gone]
+
+
+def count_without_vector(model_version: str):
+    """The query counting products that have no vector of ``model_version``."""
+    return select(func.count(Product.id)).where(Product.id.not_in(
+        select(Feature.product_id).where(Feature.model_version == model_version)))
+
+
+def _some(values: Sequence, shown: int = 5) -> str:
+    """A few values for a message: '3, 7, 9 and 12 more'."""
+    head = ", ".join(str(v) for v in values[:shown])
+    return head + (f" and {len(values) - shown} more" if len(values) > shown else "")

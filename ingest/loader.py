@@ -4,6 +4,7 @@ Three overlapping stages: reading and decoding run in worker threads a few batch
 and a writer thread commits one batch while the network embeds the next, so the model waits neither
 for JPEG decoding nor for the database. Each batch of products is committed together with its vectors in one
 transaction, so a killed run leaves nothing half-written and a re-run skips what is already stored.
+While a new model version waits for activation, every new product gets a vector of each registered version.
 """
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ from model.inference import Network
 class IngestReport:
     added: int = 0
     present: int = 0
+    updated: int = 0  # stored products whose metadata changed
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     seconds: float = 0.0
+    hashes: set[str] = field(default_factory=set)  # SHA-256 of every file read, stored before or now
 
     def summary(self) -> str:
-        lines = [f"added {self.added}, already present {self.present}, rejected {len(self.rejected)} "
-                 f"in {self.seconds:.1f} s"]
+        lines = [f"added {self.added}, already present {self.present}, rejected {len(self.rejected)}, "
+                 f"metadata updated {self.updated} in {self.seconds:.1f} s"]
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
         return "\n".join(lines)
 
@@ -46,7 +49,7 @@ class _Decoded:
     content_type: str
     width: int
     height: int
-    array: np.ndarray  # the network's input
+    arrays: dict[int, np.ndarray]  # the networks' inputs, by input size
 
 
 @dataclass
@@ -57,6 +60,7 @@ class _Prepared:
     decoded: list[_Decoded] = field(default_factory=list)
     present: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    hashes: set[str] = field(default_factory=set)
 
 
 class Loader:
@@ -69,11 +73,14 @@ class Loader:
         max_image_pixels: larger images are rejected.
         workers: threads reading and decoding ahead of the network.
         progress: show a progress bar.
+        more_models: networks of other registered versions (one waiting for activation, the previous one kept
+            for a roll-back): new products get their vectors too, so any of them can be activated.
     """
 
     def __init__(self, model: Network, store: Store, batch_size: int = 32,
-                 max_image_pixels: int = 40_000_000, workers: int = 2, progress: bool = True):
-        self.model = model
+                 max_image_pixels: int = 40_000_000, workers: int = 2, progress: bool = True,
+                 more_models: Sequence[Network] = ()):
+        self.models = [model, *more_models]
         self.store = store
         self.batch_size = batch_size
         self.max_image_pixels = max_image_pixels
@@ -81,7 +88,11 @@ class Loader:
         self.progress = progress
 
     def ingest(self, files: Sequence[CatalogueFile], metadata: dict[Path, dict] | None = None) -> IngestReport:
-        """Store every new image of ``files`` with its vector; report what was added, present or rejected."""
+        """Store every new image of ``files`` with its vectors; report what was added, present or rejected.
+
+        Products already stored get the metadata given for their file (matched by category and external id),
+        and the report counts those whose metadata changed.
+        """
         metadata = metadata or {}
         report = IngestReport()
         started = time.perf_counter()
@@ -99,10 +110,13 @@ class Loader:
                 products = self._embed(batch, metadata) if batch else []
                 if writing:
                     self._settle(*writing, report, bar)
-                writing = (writer.submit(self.store.add_products, products, self.model.version)
-                           if products else None, prepared)
+                writing = (writer.submit(self.store.add_products, products) if products else None, prepared)
             if writing:
                 self._settle(*writing, report, bar)
+        if metadata:
+            report.updated = self.store.update_attributes(
+                {(entry.category, entry.external_id): metadata[entry.path] for entry in files
+                 if entry.path in metadata})
         report.seconds = time.perf_counter() - started
         return report
 
@@ -113,6 +127,7 @@ class Loader:
         report.added += added
         report.present += prepared.present + len(prepared.decoded) - added
         report.rejected += prepared.rejected
+        report.hashes |= prepared.hashes
         bar.update(prepared.size)
 
     def _prepare(self, chunk: Sequence[CatalogueFile]) -> _Prepared:
@@ -126,52 +141,58 @@ class Loader:
                 continue
             contents.append((entry, data, hashlib.sha256(data).hexdigest()))
         known = self.store.known_hashes(sha for _, _, sha in contents)
+        sizes = {model.input_size for model in self.models}
         for entry, data, sha in contents:
+            prepared.hashes.add(sha)
             if sha in known:
                 prepared.present += 1
                 continue
             try:
-                image = decode_image(data, self.max_image_pixels, self.model.input_size)
+                image = decode_image(data, self.max_image_pixels, max(sizes))
             except ImageError as e:
                 prepared.rejected.append((str(entry.path), str(e)))
                 continue
             prepared.decoded.append(_Decoded(entry, data, sha, image.content_type, image.width, image.height,
-                                             to_array(image.rgb, self.model.input_size)))
+                                             {size: to_array(image.rgb, size) for size in sizes}))
         return prepared
 
     def _embed(self, batch: list[_Decoded], metadata: dict[Path, dict]) -> list[NewProduct]:
-        vectors = self.model.predict(np.stack([item.array for item in batch])).embeddings
+        vectors = {model.version: model.predict(np.stack([item.arrays[model.input_size] for item in batch])).embeddings
+                   for model in self.models}
         return [
             NewProduct(category=item.entry.category, external_id=item.entry.external_id, image=item.data,
                        image_sha256=item.sha256, content_type=item.content_type, width=item.width,
-                       height=item.height, vector=vector, attributes=metadata.get(item.entry.path, {}))
-            for item, vector in zip(batch, vectors)
+                       height=item.height, vectors={version: v[i] for version, v in vectors.items()},
+                       attributes=metadata.get(item.entry.path, {}))
+            for i, item in enumerate(batch)
         ]
 
-    def reembed(self, prune: bool = True) -> dict[str, int]:
-        """Give every stored product a vector of the current model; optionally drop other versions' vectors.
+    def reembed(self) -> dict[str, dict[str, int]]:
+        """Give every stored product a vector of each of the loader's models; counts by version.
 
-        Resumable: only products still lacking a current vector are read, so a re-run continues.
+        Other versions' vectors are left alone (a serving process may still be using them: pruning is the
+        registry's, on request). Resumable: only products still lacking a vector are read, so a re-run continues.
         """
-        counts: Counter[str] = Counter()
+        return {model.version: self._reembed(model) for model in self.models}
+
+    def _reembed(self, model: Network) -> dict[str, int]:
+        counts: Counter[str] = Counter(embedded=0)
         after_id = 0
-        with tqdm(unit="img", desc="re-embed", disable=not self.progress) as bar:
-            while rows := self.store.products_without_vector(self.model.version, after_id, self.batch_size):
+        total = self.store.products_without_vector_count(model.version)
+        with tqdm(total=total, unit="img", desc=f"embed {model.version}", disable=not self.progress) as bar:
+            while rows := self.store.products_without_vector(model.version, after_id, self.batch_size):
                 after_id = rows[-1][0]
                 ids, arrays = [], []
                 for product_id, data in rows:
                     try:
-                        image = decode_image(data, self.max_image_pixels, self.model.input_size)
+                        image = decode_image(data, self.max_image_pixels, model.input_size)
                     except ImageError:
                         counts["undecodable"] += 1
                         continue
                     ids.append(product_id)
-                    arrays.append(to_array(image.rgb, self.model.input_size))
+                    arrays.append(to_array(image.rgb, model.input_size))
                 if ids:
-                    vectors = self.model.predict(np.stack(arrays)).embeddings
-                    self.store.put_vectors(dict(zip(ids, vectors)), self.model.version)
+                    self.store.put_vectors(dict(zip(ids, model.predict(np.stack(arrays)).embeddings)), model.version)
                 counts["embedded"] += len(ids)
                 bar.update(len(rows))
-        if prune:
-            counts["pruned"] = self.store.drop_other_versions(self.model.version)
         return dict(counts)

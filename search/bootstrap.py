@@ -5,11 +5,16 @@ and a search service are built the same way everywhere, and once per process.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from config import Settings
 from db.migrate import require_current
+from db.registry import ModelRegistry
 from db.store import Store
 from model.inference import Network, load_network
+from model.versions import ModelFiles
 from search.ann import AnnPolicy
+from search.live import LiveService
 from search.service import SearchService
 
 
@@ -20,23 +25,76 @@ def open_store(settings: Settings) -> Store:
     return store
 
 
-def open_network(settings: Settings, batch_work: bool = False) -> Network:
-    """The trained network on the configured runtime (ONNX Runtime unless ``LOOKALIKE_RUNTIME=keras``).
+def open_network(settings: Settings, batch_work: bool = False, store: Store | None = None,
+                 version: str | None = None) -> Network:
+    """A trained network on the configured runtime (ONNX Runtime unless ``LOOKALIKE_RUNTIME=keras``).
 
     Args:
         batch_work: for ingest, re-embedding and evaluation, which run full batches: the runtime keeps
             its memory arena (faster batches, more memory held); serving runs without it.
+        store: where the model registry is read (opened from the settings if None).
+        version: a registered version; by default the active one, or, while no model is registered, the
+            model at ``LOOKALIKE_MODEL_PATH``.
     """
-    return load_network(settings.resolved_model_path, settings.runtime, settings.threads, settings.batch_size,
-                        arena=batch_work)
+    registry = ModelRegistry(store or open_store(settings))
+    if version is None:
+        active = registry.active()
+        if active is None:
+            return _load(settings.resolved_model_path, settings, batch_work)
+        version = active.version
+    categories = registry.categories(version)
+    files = ModelFiles(settings.resolved_models_dir)
+    if not files.has(version):
+        raise FileNotFoundError(f"model {version} is registered but its files are not in {files.root}: "
+                                f"register it again with 'lookalike models add PATH'")
+    network = _load(files.path(version), settings, batch_work)
+    # The registry's names: a renamed category stays the model's prediction under its new name.
+    network.card = replace(network.card, categories=categories)
+    return network
+
+
+def _load(path, settings: Settings, batch_work: bool) -> Network:
+    return load_network(path, settings.runtime, settings.threads, settings.batch_size, arena=batch_work)
 
 
 def build_service(settings: Settings, network: Network | None = None, store: Store | None = None) -> SearchService:
     """The search service with the settings' defaults; the network is warmed up so the first search is not slow."""
-    network = network or open_network(settings)
+    store = store or open_store(settings)
+    network = network or open_network(settings, store=store)
     network.warm_up()
-    return SearchService(network, store or open_store(settings), settings.top_k, settings.metric, settings.scope,
+    return SearchService(network, store, settings.top_k, settings.metric, settings.scope,
                          settings.max_image_pixels, tau=settings.narrow_tau,
                          max_categories=settings.narrow_max_categories, merge_weight=settings.merge_weight,
                          exact_distance=settings.exact_distance,
                          ann=AnnPolicy(settings.ann_min_vectors, settings.ann_nprobe))
+
+
+def live_service(settings: Settings, service: SearchService | None = None) -> LiveService:
+    """A serving process's search service, following the registry to whichever version is activated."""
+    service = service or build_service(settings)
+    store = service.store
+    return LiveService(service, ModelRegistry(store),
+                       lambda version: build_service(settings, open_network(settings, store=store, version=version),
+                                                     store))
+
+
+def adopt_served_model(settings: Settings, store: Store) -> None:
+    """Register the model at ``LOOKALIKE_MODEL_PATH`` while the registry is empty (a store from before it).
+
+    That model is the one every process serves until a model is registered, so it becomes the active
+    version when every product has its vector.
+    """
+    registry = ModelRegistry(store)
+    if registry.versions() or not settings.resolved_model_path.is_file():
+        return
+    card = ModelFiles(settings.resolved_models_dir).add(settings.resolved_model_path)
+    registry.register(card.version, card.backbone, card.categories)
+    if registry.missing_vectors(card.version) == 0:
+        registry.activate(card.version)
+
+
+def open_networks(settings: Settings, store: Store, batch_work: bool = False) -> list[Network]:
+    """The served network first, then every other registered version's: what ingest and re-embedding fill in."""
+    served = open_network(settings, batch_work, store)
+    others = [version for version in ModelRegistry(store).versions() if version != served.version]
+    return [served, *(open_network(settings, batch_work, store, version) for version in others)]

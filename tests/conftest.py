@@ -115,3 +115,18 @@ def trained_model(trained_model_path):
     from model.inference import load_network
 
     return load_network(trained_model_path, batch_size=16)
+
+
+def model_copy(model_path: Path, folder: Path, version: str) -> Path:
+    """The saved model's files under another version: a second model as far as the registry can tell."""
+    import json
+
+    from model.card import card_path, onnx_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "model.keras"
+    shutil.copy(model_path, target)
+    shutil.copy(onnx_path(model_path), onnx_path(target))
+    card = json.loads(card_path(model_path).read_text())
+    card_path(target).write_text(json.dumps({**card, "version": version}))
+    return target

@@ -92,7 +92,8 @@ def test_killed_ingest_loses_nothing_and_stores_nothing_twice(mysql_url, trained
     upgrade(mysql_url)
     engine = create_engine(mysql_url)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOKALIKE_DATABASE_URL": mysql_url,
-           "LOOKALIKE_MODEL_PATH": str(trained_model_path), "LOOKALIKE_BATCH_SIZE": str(BATCH_SIZE)}
+           "LOOKALIKE_MODEL_PATH": str(trained_model_path), "LOOKALIKE_BATCH_SIZE": str(BATCH_SIZE),
+           "LOOKALIKE_DATA_DIR": str(tmp_path / "var")}  # the first run registers the model in var/models
     command = [sys.executable, "-m", "cli.main", "ingest", str(catalogue)]
     seed = int(os.environ.get("LOOKALIKE_KILL_SEED") or time.time())
     rng = random.Random(seed)

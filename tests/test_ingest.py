@@ -45,11 +45,11 @@ def test_interrupted_ingest_finishes_on_rerun_without_duplicates(store_url, trai
     original = store.add_products
     calls = []
 
-    def fail_on_third_batch(items, version):
+    def fail_on_third_batch(items):
         calls.append(len(items))
         if len(calls) == 3:
             raise Interrupted()
-        return original(items, version)
+        return original(items)
 
     store.add_products = fail_on_third_batch
     with pytest.raises(Interrupted):
@@ -85,14 +85,46 @@ def test_borobudur_narratives_are_joined_by_file_name(store, trained_model, tmp_
     assert all(s["Tema"] and s["Narasi"] and s["Makna moral"] for s in stories)
 
 
-def test_reembed_moves_every_product_to_the_new_model(store, trained_model, fashion_slice):
+def newer_version(model, version="next-version"):
+    """The same network under another version: a second model, as far as the store can tell."""
     from dataclasses import replace
 
     from model.inference import OnnxNetwork
 
+    return OnnxNetwork(model.session, replace(model.card, version=version), batch_size=16)
+
+
+def test_reembed_gives_every_product_a_vector_of_the_new_model_and_keeps_the_old(store, trained_model,
+                                                                                 fashion_slice):
     Loader(trained_model, store, batch_size=16, progress=False).ingest(list_catalogue(fashion_slice))
-    newer = OnnxNetwork(trained_model.session, replace(trained_model.card, version="next-version"), batch_size=16)
+    newer = newer_version(trained_model)
     counts = Loader(newer, store, batch_size=16, progress=False).reembed()
-    assert counts == {"embedded": 48, "pruned": 48}
-    assert store.vector_counts() == {"next-version": 48}
-    assert Loader(newer, store, progress=False).reembed() == {"pruned": 0}
+    assert counts == {"next-version": {"embedded": 48}}
+    assert store.vector_counts() == {trained_model.version: 48, "next-version": 48}  # still served meanwhile
+    assert Loader(newer, store, progress=False).reembed() == {"next-version": {"embedded": 0}}
+
+
+def test_ingest_while_a_swap_is_pending_writes_both_versions(store, trained_model, fashion_slice):
+    files = list_catalogue(fashion_slice)
+    Loader(trained_model, store, batch_size=16, progress=False).ingest(files[:20])
+    newer = newer_version(trained_model)
+    report = Loader(trained_model, store, batch_size=16, progress=False, more_models=[newer]).ingest(files)
+    assert (report.added, report.present) == (28, 20)
+    assert store.vector_counts() == {trained_model.version: 48, "next-version": 28}
+    [added] = store.category_vectors(files[-1].category, "next-version")[0][-1:].tolist()
+    old, new = store.vector(added, trained_model.version), store.vector(added, "next-version")
+    assert old is not None and (old == new).all()  # the same network: the same vector under each version
+
+
+def test_reingest_with_a_csv_updates_stored_metadata(store, trained_model, fashion_slice):
+    files = list_catalogue(fashion_slice)
+    loader = Loader(trained_model, store, batch_size=16, progress=False)
+    loader.ingest(files)  # no metadata the first time
+    metadata = load_metadata(FASHION / "products.csv", files)
+    report = loader.ingest(files, metadata)
+    assert (report.added, report.present, report.updated) == (0, 48, 48)
+    assert "metadata updated 48" in report.summary()
+    metadata[files[0].path] = {**metadata[files[0].path], "baseColour": "Ultraviolet"}
+    assert loader.ingest(files, metadata).updated == 1
+    [info] = [p for p in store.list_products() if p.external_id == files[0].external_id]
+    assert info.attributes["baseColour"] == "Ultraviolet"

@@ -11,7 +11,8 @@ from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings
-from search.bootstrap import build_service
+from search.bootstrap import live_service
+from search.live import LiveService
 from search.service import SearchService
 from webapp.memory import pin_mmap_threshold
 from webapp.traces import TraceStore
@@ -27,8 +28,13 @@ class Lookalike:
     """What every request handler needs, kept on the app."""
 
     settings: Settings
-    service: SearchService
+    live: LiveService
     traces: TraceStore
+
+    @property
+    def service(self) -> SearchService:
+        """The active model's search service: read it once per request, so one request uses one model."""
+        return self.live.current()
 
 
 def create_app(settings: Settings | None = None, service: SearchService | None = None) -> Flask:
@@ -36,7 +42,8 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
 
     Args:
         settings: defaults to ``Settings.from_env()``.
-        service: defaults to ``build_service(settings)`` (loads the model, opens the store).
+        service: defaults to ``build_service(settings)`` (loads the model, opens the store); either way the app
+            moves to another model version as soon as it is activated (``search.live``).
 
     Serve in production with ``gunicorn 'webapp:create_app()'`` (see README).
     """
@@ -54,7 +61,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     app.extensions["lookalike"] = Lookalike(
-        settings, service or build_service(settings),
+        settings, live_service(settings, service),
         TraceStore(settings.trace_ttl_seconds, settings.trace_max_bytes))
     for blueprint in (shop.blueprint, review.blueprint, api.blueprint):
         app.register_blueprint(blueprint)

@@ -46,9 +46,9 @@ def categories():
 
 @blueprint.get("/healthz")
 def health():
-    state = lookalike()
-    state.service.store.ping()  # a database error becomes a 503 through the error handlers
-    return jsonify({"status": "ok", "database": "ok", "model": state.service.model.version})
+    service = lookalike().service  # reads the active version: a database error becomes a 503
+    service.store.ping()
+    return jsonify({"status": "ok", "database": "ok", "model": service.model.version})
 
 
 @blueprint.get("/api/openapi.json")

@@ -15,8 +15,9 @@ THUMBNAIL_SIDE = 480
 def search_and_trace(image: bytes, params: dict) -> Trace:
     """Run the search and keep, in memory, what the pages show (not the picture itself)."""
     state = lookalike()
-    result = state.service.search(image, **params)
-    best_vector = (state.service.store.vector(result.matches[0].product.id, state.service.model.version)
+    service = state.service
+    result = service.search(image, **params)
+    best_vector = (service.store.vector(result.matches[0].product.id, service.model.version)
                    if result.matches else None)
     thumbnail = result.query.copy()
     thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))

@@ -1,0 +1,187 @@
+"""``lookalike ingest``, ``products …`` and ``categories …``: loading the catalogue and keeping it right.
+
+Every change bumps the revision of the categories it touches in the same transaction, so every serving
+process reloads them before its next search.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from config import Settings
+
+
+def cmd_ingest(args, settings: Settings) -> None:
+    from ingest.catalogue import list_catalogue, load_metadata
+    from ingest.loader import Loader
+    from search.bootstrap import adopt_served_model, open_networks, open_store
+
+    files = list_catalogue(args.catalogue, args.category)
+    metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
+    store = open_store(settings)
+    adopt_served_model(settings, store)
+    networks = open_networks(settings, store, batch_work=True)
+    report = Loader(networks[0], store, settings.batch_size, settings.max_image_pixels,
+                    more_models=networks[1:]).ingest(files, metadata)
+    print(report.summary())
+    if len(networks) > 1:
+        print("new products have vectors of " + ", ".join(network.version for network in networks))
+    if args.sync:
+        categories = {f.category for f in files} | ({args.category} if args.category else set())
+        _sync(store, sorted(categories), report.hashes, args.yes)
+
+
+def _sync(store, categories: list[str], hashes: set[str], delete: bool) -> None:
+    gone = store.products_missing_from(categories, hashes)
+    if not gone:
+        print(f"sync: every stored product of {', '.join(categories) or 'these categories'} is in the folder")
+        return
+    print(f"sync: {len(gone)} stored products of {', '.join(categories)} are no longer in the folder:")
+    for product in gone:
+        print(f"  {product.id:>8}  {product.category:<16} {product.external_id}")
+    if delete:
+        deleted = store.delete_products([product.id for product in gone])
+        print(f"deleted {sum(deleted.values())} products ({_per_category(deleted)})")
+    else:
+        print("nothing deleted: run the same command with --yes to delete them")
+
+
+def cmd_products_list(args, settings: Settings) -> None:
+    from search.bootstrap import open_store
+
+    products = open_store(settings).list_products(args.category, args.after, args.limit)
+    print(f"{'id':>8}  {'external id':<16} {'category':<20} metadata")
+    for p in products:
+        print(f"{p.id:>8}  {p.external_id[:16]:<16} {p.category[:20]:<20} "
+              f"{json.dumps(p.attributes, ensure_ascii=False)[:80]}")
+    if len(products) == args.limit:
+        print(f"… more with --after {products[-1].id}")
+
+
+def cmd_products_show(args, settings: Settings) -> None:
+    from db.registry import ModelRegistry
+    from search.bootstrap import open_store
+
+    store = open_store(settings)
+    detail = store.product_detail(args.id)
+    active = ModelRegistry(store).active()
+    info = detail.info
+    print(f"product {info.id}\n  external id: {info.external_id}\n  category:    {info.category}\n"
+          f"  image:       {detail.content_type}, {info.width}×{info.height}, sha256 {detail.image_sha256[:16]}…\n"
+          f"  added:       {detail.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    print("  vectors:     " + (", ".join(v + (" (active)" if active and v == active.version else "")
+                                        for v in detail.versions) or "none"))
+    print("  metadata:" + ("" if info.attributes else " none"))
+    for key, value in info.attributes.items():
+        print(f"    {key}: {value}")
+
+
+def cmd_products_delete(args, settings: Settings) -> None:
+    from search.bootstrap import open_store
+
+    ids = list(args.ids)
+    if args.file:
+        ids += [line.strip() for line in args.file.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith("#")]
+    if not ids:
+        raise ValueError("no product to delete: give ids, or --file with one id a line")
+    store = open_store(settings)
+    if args.external:
+        product_ids = store.ids_of(ids)
+    else:
+        try:
+            product_ids = [int(i) for i in ids]
+        except ValueError as e:
+            raise ValueError(f"product ids are numbers ({e}); for the shop's own ids add --external") from e
+    deleted = store.delete_products(product_ids)
+    print(f"deleted {sum(deleted.values())} products ({_per_category(deleted)})")
+
+
+def cmd_categories_list(args, settings: Settings) -> None:
+    from search.bootstrap import open_store
+
+    for name, count in open_store(settings).category_counts().items():
+        print(f"{count:>7}  {name}")
+
+
+def cmd_categories_show(args, settings: Settings) -> None:
+    from db.registry import ModelRegistry
+    from search.bootstrap import open_store
+
+    store = open_store(settings)
+    detail = store.category_detail(args.name)
+    active = ModelRegistry(store).active()
+    print(f"category {detail.name}: {detail.products} products, revision {detail.revision}")
+    for version, count in detail.vectors.items():
+        print(f"  vectors of {version}: {count}" + (" (active)" if active and version == active.version else ""))
+    models = [m.version for m in ModelRegistry(store).models() if detail.name in m.categories]
+    print("  predicted by: " + (", ".join(models) or "no registered model (retrain to learn it)"))
+
+
+def cmd_categories_delete(args, settings: Settings) -> None:
+    from search.bootstrap import open_store
+
+    store = open_store(settings)
+    if not args.yes:
+        count = store.category_detail(args.name).products
+        raise ValueError(f"deleting category {args.name!r} deletes its {count} products: add --yes to confirm")
+    print(f"deleted category {args.name!r}: {store.delete_category(args.name)} products")
+
+
+def cmd_categories_rename(args, settings: Settings) -> None:
+    from search.bootstrap import adopt_served_model, open_store
+
+    store = open_store(settings)
+    adopt_served_model(settings, store)  # so the served model's predictions follow the new name
+    store.rename_category(args.old, args.new)
+    print(f"renamed category {args.old!r} to {args.new!r} (in every registered model's categories too)")
+
+
+def _per_category(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    ingest = sub.add_parser("ingest", help="load a catalogue folder (and metadata CSV) into the store")
+    ingest.add_argument("catalogue", type=Path, help="a folder of category folders (or one flat folder)")
+    ingest.add_argument("--csv", type=Path, help="per-product metadata, joined by file name or id; stored "
+                        "products get it too (by category and external id)")
+    ingest.add_argument("--csv-key", help="the CSV column holding the file name or id (default: detected)")
+    ingest.add_argument("--category", help="category of files lying directly in the folder")
+    ingest.add_argument("--sync", action="store_true",
+                        help="then list the stored products of the folder's categories whose file is gone")
+    ingest.add_argument("--yes", action="store_true", help="with --sync: delete them")
+    ingest.set_defaults(func=cmd_ingest)
+
+    products = sub.add_parser("products", help="list, show or delete products")
+    actions = products.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="products in id order, with their metadata")
+    listing.add_argument("--category")
+    listing.add_argument("--after", type=int, default=0, help="start after this product id")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(func=cmd_products_list)
+    show = actions.add_parser("show", help="one product: metadata, image, model versions with vectors")
+    show.add_argument("id", type=int)
+    show.set_defaults(func=cmd_products_show)
+    remove = actions.add_parser("delete", help="delete products (all or none: an unknown id deletes nothing)")
+    remove.add_argument("ids", nargs="*", help="product ids (as 'products list' and 'search' show them)")
+    remove.add_argument("--file", type=Path, help="a file of ids, one a line")
+    remove.add_argument("--external", action="store_true", help="the ids are the shop's (external ids)")
+    remove.set_defaults(func=cmd_products_delete)
+
+    categories = sub.add_parser("categories", help="list (default), show, delete or rename categories")
+    categories.set_defaults(func=cmd_categories_list)
+    actions = categories.add_subparsers(dest="action")
+    actions.add_parser("list", help="categories with their product counts").set_defaults(func=cmd_categories_list)
+    show = actions.add_parser("show", help="one category: products, revision, vectors per model version")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_categories_show)
+    remove = actions.add_parser("delete", help="delete every product of a category")
+    remove.add_argument("name")
+    remove.add_argument("--yes", action="store_true", help="confirm")
+    remove.set_defaults(func=cmd_categories_delete)
+    rename = actions.add_parser("rename", help="rename a category (models keep predicting it)")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    rename.set_defaults(func=cmd_categories_rename)

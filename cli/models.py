@@ -1,0 +1,126 @@
+"""``lookalike models …`` and ``reembed``: a new model beside the served one, then a switch without downtime.
+
+Register a trained model (``models add``), give every product its vector (``reembed``) while the active
+model keeps serving, switch every serving process at once (``models activate``), and drop the old vectors
+when sure (``models prune``).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from config import Settings
+
+
+def _registry(settings: Settings):
+    from db.registry import ModelRegistry
+    from search.bootstrap import adopt_served_model, open_store
+
+    store = open_store(settings)
+    adopt_served_model(settings, store)
+    return ModelRegistry(store)
+
+
+def cmd_models_list(args, settings: Settings) -> None:
+    registry = _registry(settings)
+    products = sum(registry.store.category_counts().values())
+    print(f"{'':2}{'version':<30} {'backbone':<14} {'categories':>10}  {'vectors':>15}  created (UTC)")
+    for m in registry.models():
+        print(f"{'*' if m.active else '':2}{m.version:<30} {m.backbone:<14} {len(m.categories):>10}  "
+              f"{f'{m.vectors}/{products}':>15}  {m.created_at:%Y-%m-%d %H:%M}")
+    if not registry.versions():
+        print("no model registered: 'lookalike models add' registers the trained one")
+
+
+def cmd_models_show(args, settings: Settings) -> None:
+    from model.versions import ModelFiles
+
+    registry = _registry(settings)
+    m = registry.get(args.version)
+    missing = registry.missing_vectors(m.version)
+    files = ModelFiles(settings.resolved_models_dir)
+    print(f"model {m.version}{' (active)' if m.active else ''}\n  backbone:   {m.backbone}\n"
+          f"  created:    {m.created_at:%Y-%m-%d %H:%M:%S} UTC\n"
+          f"  vectors:    {m.vectors}" + (f", {missing} products still lack one ('lookalike reembed')" if missing
+                                           else ", every product has one") +
+          f"\n  files:      {files.path(m.version).parent if files.has(m.version) else 'missing'}\n"
+          f"  categories: {', '.join(m.categories)}")
+
+
+def cmd_models_add(args, settings: Settings) -> None:
+    from model.versions import ModelFiles
+
+    registry = _registry(settings)
+    path = args.path or settings.resolved_model_path
+    card = ModelFiles(settings.resolved_models_dir).add(path)
+    registry.register(card.version, card.backbone, card.categories)
+    print(f"registered model {card.version} ({card.backbone}, {len(card.categories)} categories); it is not "
+          f"served yet: run 'lookalike reembed', then 'lookalike models activate {card.version}'")
+
+
+def cmd_models_activate(args, settings: Settings) -> None:
+    from model.versions import ModelFiles
+
+    registry = _registry(settings)
+    registry.get(args.version)
+    files = ModelFiles(settings.resolved_models_dir)
+    if not files.has(args.version):
+        raise FileNotFoundError(f"the files of model {args.version} are not in {files.root}: "
+                                "register it again with 'lookalike models add PATH'")
+    registry.activate(args.version)
+    print(f"model {args.version} is active: every serving process switches to it at its next search")
+
+
+def cmd_models_prune(args, settings: Settings) -> None:
+    from model.versions import ModelFiles
+
+    registry = _registry(settings)
+    pruned = registry.prune(args.versions or None)
+    files = ModelFiles(settings.resolved_models_dir)
+    for version, count in pruned.items():
+        files.remove(version)
+        print(f"pruned model {version}: {count} vectors deleted")
+    if not pruned:
+        print("nothing to prune: the store holds the active model's vectors only")
+
+
+def cmd_reembed(args, settings: Settings) -> None:
+    """Give every product a vector of every registered model (the served one first); nothing is deleted."""
+    from ingest.loader import Loader
+    from search.bootstrap import open_network, open_networks
+
+    registry = _registry(settings)
+    if args.version:
+        registry.get(args.version)
+        networks = [open_network(settings, True, registry.store, args.version)]
+    else:
+        networks = open_networks(settings, registry.store, batch_work=True)
+    loader = Loader(networks[0], registry.store, settings.batch_size, settings.max_image_pixels,
+                    more_models=networks[1:])
+    for version, counts in loader.reembed().items():
+        print(f"model {version}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    reembed = sub.add_parser("reembed", help="give every product a vector of every registered model "
+                             "(other versions' vectors are kept: 'models prune' drops them)")
+    reembed.add_argument("--version", help="only this registered version")
+    reembed.set_defaults(func=cmd_reembed)
+
+    models = sub.add_parser("models", help="the model registry: list, show, add, activate, prune")
+    actions = models.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="registered models (* = active), with their vector counts").set_defaults(
+        func=cmd_models_list)
+    show = actions.add_parser("show", help="one registered model")
+    show.add_argument("version")
+    show.set_defaults(func=cmd_models_show)
+    add = actions.add_parser("add", help="register a trained model (not served until activated)")
+    add.add_argument("path", type=Path, nargs="?", help="its .keras file (default: LOOKALIKE_MODEL_PATH)")
+    add.set_defaults(func=cmd_models_add)
+    activate = actions.add_parser("activate", help="serve this version in every process (refused while some "
+                                  "product lacks its vector)")
+    activate.add_argument("version")
+    activate.set_defaults(func=cmd_models_activate)
+    prune = actions.add_parser("prune", help="delete other versions' vectors and files, and unregister them")
+    prune.add_argument("versions", nargs="*", help="which (default: every version but the active one)")
+    prune.set_defaults(func=cmd_models_prune)

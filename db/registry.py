@@ -1,0 +1,139 @@
+"""The model registry: which trained models the store keeps vectors for, and which one is served.
+
+A new model is registered, embedded while the active one keeps serving, then activated with one UPDATE:
+every serving process reads the active version before each search and moves to it at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from db.schema import Feature, ModelVersion
+from db.store import NotFound, Store, count_without_vector
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    version: str
+    backbone: str
+    categories: list[str]
+    created_at: datetime
+    active: bool
+    vectors: int  # products that have a vector of this version
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    version: str
+    categories: list[str]
+
+
+class ModelRegistry:
+    """The ``models`` table, over a store's database.
+
+    Args:
+        store: an upgraded store.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def register(self, version: str, backbone: str, categories: list[str]) -> None:
+        """Add a model version (not active). Registering a version twice is an error."""
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(ModelVersion.__table__.insert().values(
+                    version=version, backbone=backbone, categories=list(categories), active=False))
+        except IntegrityError as e:
+            raise ValueError(f"model {version} is already registered: 'lookalike models list' shows it") from e
+
+    def active(self) -> ActiveModel | None:
+        """The served version and its categories, read before every search: a plain connection, one row."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(ModelVersion.version, ModelVersion.categories)
+                               .where(ModelVersion.active.is_(True))).first()
+        return ActiveModel(row.version, list(row.categories)) if row else None
+
+    def versions(self) -> list[str]:
+        """Every registered version, active first, then newest first."""
+        return [m.version for m in self.models()]
+
+    def models(self) -> list[RegisteredModel]:
+        """Every registered model with how many products have its vectors, active first, then newest first."""
+        counts = select(Feature.model_version, func.count(Feature.id).label("n")).group_by(
+            Feature.model_version).subquery()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(ModelVersion, func.coalesce(counts.c.n, 0).label("vectors"))
+                .outerjoin(counts, counts.c.model_version == ModelVersion.version)
+                .order_by(ModelVersion.active.desc(), ModelVersion.created_at.desc(),
+                          ModelVersion.version)).all()
+        return [RegisteredModel(row.version, row.backbone, list(row.categories), row.created_at, bool(row.active),
+                                row.vectors) for row in rows]
+
+    def get(self, version: str) -> RegisteredModel:
+        for model in self.models():
+            if model.version == version:
+                return model
+        raise NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions")
+
+    def categories(self, version: str) -> list[str]:
+        with self.store.engine.connect() as conn:
+            found = conn.execute(select(ModelVersion.categories).where(ModelVersion.version == version)).first()
+        if found is None:
+            raise NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions")
+        return list(found.categories)
+
+    def missing_vectors(self, version: str) -> int:
+        """How many products have no vector of ``version``."""
+        return self.store.products_without_vector_count(version)
+
+    def activate(self, version: str) -> None:
+        """Serve ``version`` from now on, in every process; refused while some product lacks its vector.
+
+        Ingest writes vectors for every registered version, so products added after the check have them too.
+        """
+        with self.store.engine.begin() as conn:
+            if conn.execute(select(ModelVersion.version).where(ModelVersion.version == version)).first() is None:
+                raise NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions")
+            missing = conn.execute(count_without_vector(version)).scalar_one()
+            if missing:
+                raise RuntimeError(f"model {version} has no vector for {missing} products: run "
+                                   f"'lookalike reembed' to finish them, then activate again")
+            conn.execute(update(ModelVersion).values(active=ModelVersion.version == version))
+
+    def prune(self, versions: list[str] | None = None) -> dict[str, int]:
+        """Delete the vectors of versions other than the active one, and unregister them.
+
+        Args:
+            versions: which versions; None means every version but the active one, registered or not
+                (vectors left by models from before the registry).
+
+        Returns:
+            vectors deleted per version.
+
+        No category revision moves: the active version's vectors, the only ones served, are untouched.
+        """
+        active = self.active()
+        if active is None:
+            raise RuntimeError("no model is active yet: activate one with 'lookalike models activate VERSION' "
+                               "before pruning the others")
+        with self.store.engine.begin() as conn:
+            known = set(conn.scalars(select(ModelVersion.version))) | set(
+                conn.scalars(select(Feature.model_version).distinct()))
+            if versions is None:
+                versions = sorted(known - {active.version})
+            for version in versions:
+                if version == active.version:
+                    raise ValueError(f"model {version} is the active one: activate another before pruning it")
+                if version not in known:
+                    raise NotFound(f"no model {version!r} in the store: 'lookalike models list' shows the versions")
+            pruned = {}
+            for version in versions:
+                pruned[version] = conn.execute(delete(Feature).where(Feature.model_version == version)).rowcount
+                conn.execute(delete(ModelVersion).where(ModelVersion.version == version))
+        return pruned
+

@@ -1,0 +1,93 @@
+"""The admin's commands for the catalogue's life after the first load, end to end on the embedded database."""
+import json
+import shutil
+
+import pytest
+
+from cli.main import main
+from tests.conftest import FASHION, copy_slice, model_copy
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, trained_model_path, fashion_slice, capsys):
+    """An upgraded embedded database holding the slice (which registers and activates the trained model)."""
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("LOOKALIKE_MODEL_PATH", str(trained_model_path))
+    monkeypatch.delenv("LOOKALIKE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LOOKALIKE_MODELS_DIR", raising=False)
+    catalogue = shutil.copytree(fashion_slice, tmp_path / "catalogue")
+    assert main(["db", "upgrade"]) == 0
+    assert main(["ingest", str(catalogue)]) == 0
+    capsys.readouterr()
+    return catalogue
+
+
+def run(capsys, *argv, status=0) -> str:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == status, err
+    if status:
+        assert len(err.strip().splitlines()) == 1, err  # one line saying what to do
+        return err
+    return out
+
+
+def test_products_are_listed_shown_and_deleted(env, capsys, trained_model_path):
+    listed = run(capsys, "products", "list", "--category", "Watches").splitlines()
+    assert len(listed) == 1 + 12 and all(" Watches " in line for line in listed[1:])
+    first = int(listed[1].split()[0])
+    shown = run(capsys, "products", "show", str(first))
+    version = json.loads(trained_model_path.with_suffix(".meta.json").read_text())["version"]
+    assert "category:    Watches" in shown and f"vectors:     {version} (active)" in shown
+    assert run(capsys, "products", "delete", str(first)) == "deleted 1 products (Watches 1)\n"
+    assert "no product with id" in run(capsys, "products", "show", str(first), status=2)
+    assert "nothing was deleted" in run(capsys, "products", "delete", "999999", status=2)
+    ids = env / "gone.txt"
+    ids.write_text("# shop ids\n" + "\n".join(p.stem for p in sorted((env / "Heels").glob("*.jpg"))[:3]) + "\n")
+    assert run(capsys, "products", "delete", "--file", str(ids), "--external") == "deleted 3 products (Heels 3)\n"
+    assert "no product with id" in run(capsys, "products", "delete", "--file", str(ids), status=2)  # gone now
+    assert "add --external" in run(capsys, "products", "delete", "shoe-12", status=2)
+
+
+def test_categories_are_shown_deleted_and_renamed(env, capsys, fashion_slice):
+    assert "category Heels: 12 products" in run(capsys, "categories", "show", "Heels")
+    assert "add --yes to confirm" in run(capsys, "categories", "delete", "Heels", status=2)
+    assert run(capsys, "categories", "delete", "Heels", "--yes") == "deleted category 'Heels': 12 products\n"
+    assert run(capsys, "categories").split() == ["12", "Backpacks", "12", "Sunglasses", "12", "Watches"]
+    assert "no category named 'Shoes'" in run(capsys, "categories", "rename", "Shoes", "Boots", status=2)
+    run(capsys, "categories", "rename", "Sunglasses", "Shades")
+    query = sorted((fashion_slice / "Sunglasses").glob("*.jpg"))[0]
+    assert "predicted category: Shades" in run(capsys, "search", str(query), "-k", "3")
+
+
+def test_reingest_updates_metadata_and_sync_finds_files_that_left(env, capsys):
+    out = run(capsys, "ingest", str(env), "--csv", str(FASHION / "products.csv"))
+    assert "added 0, already present 48, rejected 0, metadata updated 48" in out
+    gone = sorted((env / "Backpacks").glob("*.jpg"))[:2]
+    for path in gone:
+        path.unlink()
+    out = run(capsys, "ingest", str(env), "--sync")
+    assert "sync: 2 stored products of Backpacks, Heels, Sunglasses, Watches are no longer in the folder" in out
+    assert all(f" {path.stem}\n" in out for path in gone) and "run the same command with --yes" in out
+    out = run(capsys, "ingest", str(env), "--sync", "--yes")
+    assert "deleted 2 products (Backpacks 2)" in out
+    assert "every stored product of" in run(capsys, "ingest", str(env), "--sync")
+
+
+def test_a_new_model_is_embedded_beside_the_served_one_then_activated(env, capsys, trained_model_path, tmp_path):
+    old = json.loads(trained_model_path.with_suffix(".meta.json").read_text())["version"]
+    new = model_copy(trained_model_path, tmp_path / "trained", "candidate-2")
+    assert "registered model candidate-2" in run(capsys, "models", "add", str(new))
+    err = run(capsys, "models", "activate", "candidate-2", status=2)
+    assert "has no vector for 48 products: run 'lookalike reembed'" in err
+    more = copy_slice(tmp_path / "more", categories=("Watches",), per_category=14)
+    out = run(capsys, "ingest", str(more))  # while the swap is pending: vectors of both
+    assert "added 2, already present 12" in out and f"vectors of {old}, candidate-2" in out
+    out = run(capsys, "reembed")
+    assert f"model {old}: embedded 0" in out and "model candidate-2: embedded 48" in out
+    assert "every serving process switches" in run(capsys, "models", "activate", "candidate-2")
+    listed = run(capsys, "models", "list")
+    assert "* candidate-2" in listed and "50/50" in listed
+    assert run(capsys, "models", "prune") == f"pruned model {old}: 50 vectors deleted\n"
+    assert "no registered model 'nope'" in run(capsys, "models", "activate", "nope", status=2)
+    assert "every product has one" in run(capsys, "models", "show", "candidate-2")

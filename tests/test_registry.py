@@ -1,0 +1,99 @@
+"""The model registry on SQLite and a real MySQL-compatible server, and a serving process following it."""
+import pytest
+
+from db.registry import ModelRegistry
+from db.store import NotFound
+from model.card import ModelCard
+from model.inference import Network
+from search.live import LiveService
+from search.service import SearchService
+from tests.test_store import product
+
+
+def network(version: str, categories=("Bags", "Caps")) -> Network:
+    """A network as far as a search service's set-up needs one (no forward pass is run here)."""
+    return Network(ModelCard(backbone="small_cnn", weights="none", input_size=32, preprocessing="scale",
+                             categories=list(categories), version=version))
+
+
+def test_a_version_is_activated_only_with_every_vector(store):
+    registry = ModelRegistry(store)
+    registry.register("v1", "small_cnn", ["Bags"])
+    registry.register("v2", "mobilenet_v2", ["Bags"])
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("v1", "small_cnn", ["Bags"])
+    store.add_products([product("Bags", "a", [1, 0]), product("Bags", "b", [0, 1], version="v2")])
+    assert registry.active() is None
+    with pytest.raises(RuntimeError, match="model v2 has no vector for 1 products: run 'lookalike reembed'"):
+        registry.activate("v2")
+    with pytest.raises(NotFound, match="no registered model 'v3': 'lookalike models list'"):
+        registry.activate("v3")
+    store.put_vectors({store.ids_of(["a"])[0]: product("Bags", "a", [1, 0]).vectors["v1"]}, "v2")
+    registry.activate("v2")
+    assert registry.active().version == "v2"
+    assert [(m.version, m.active, m.vectors) for m in registry.models()] == [("v2", True, 2), ("v1", False, 1)]
+    registry.activate("v2")  # again: still exactly one active
+    assert [m.version for m in registry.models() if m.active] == ["v2"]
+
+
+def test_only_inactive_versions_are_pruned_and_only_on_request(store):
+    registry = ModelRegistry(store)
+    registry.register("v1", "small_cnn", ["Bags"])
+    registry.register("v2", "small_cnn", ["Bags"])
+    store.add_products([product("Bags", "a", [1, 0])])
+    store.put_vectors({store.ids_of(["a"])[0]: product("Bags", "a", [0, 1]).vectors["v1"]}, "v2")
+    with pytest.raises(RuntimeError, match="no model is active yet"):
+        registry.prune()
+    registry.activate("v2")
+    with pytest.raises(ValueError, match="v2 is the active one"):
+        registry.prune(["v2"])
+    with pytest.raises(NotFound):
+        registry.prune(["v9"])
+    assert store.vector_counts() == {"v1": 1, "v2": 1}
+    assert registry.prune() == {"v1": 1}
+    assert store.vector_counts() == {"v2": 1} and registry.versions() == ["v2"]
+
+
+def test_a_serving_process_moves_to_the_activated_version_once(store):
+    registry = ModelRegistry(store)
+    first, second = network("v1"), network("v2")
+    loads = []
+
+    def load(version):
+        loads.append(version)
+        return SearchService(second, store)
+
+    live = LiveService(SearchService(first, store), registry, load)
+    assert live.current().model is first  # nothing registered: the model it started with
+    for version in ("v1", "v2"):
+        registry.register(version, "small_cnn", ["Bags", "Caps"])
+    registry.activate("v1")
+    assert live.current().model is first and loads == []
+    registry.activate("v2")
+    assert live.current().model is second and live.current().model is second and loads == ["v2"]
+
+
+def test_a_renamed_category_is_predicted_under_its_new_name(store):
+    registry = ModelRegistry(store)
+    registry.register("v1", "small_cnn", ["Bags", "Caps"])
+    store.add_products([product("Bags", "a", [1, 0])])
+    registry.activate("v1")
+    live = LiveService(SearchService(network("v1"), store), registry, pytest.fail)
+    store.rename_category("Bags", "Handbags")
+    assert live.current().model.categories == ["Handbags", "Caps"]
+
+
+def test_a_version_that_cannot_be_loaded_leaves_the_old_one_serving(store):
+    registry = ModelRegistry(store)
+    registry.register("v2", "small_cnn", ["Bags", "Caps"])
+    registry.activate("v2")
+    attempts = []
+
+    def load(version):
+        attempts.append(version)
+        raise FileNotFoundError(f"no files for {version}")
+
+    first = network("v1")
+    live = LiveService(SearchService(first, store), registry, load)
+    assert live.current().model is first and live.current().model is first
+    assert attempts == ["v2"]  # tried once, not on every search
