@@ -143,6 +143,7 @@ def cmd_evaluate(args, settings: Settings) -> None:
         rows.append(summary)
         print(f"τ={tau:g} merge weight {weight:g}: top-1 {summary['top1_category_accuracy']:.2%}, "
               f"missed {summary['missed_category_rate']:.2%}, {summary['mean_categories_searched']:.2f} categories, "
+              f"safety net {summary['safety_net_fired']:.1%}, "
               f"P@10 {summary['retrieval']['@10']['precision']:.4f}, "
               f"latency p50 {summary['latency_ms_per_query']['p50']:.1f} ms → {out}")
     if len(rows) > 1:
@@ -196,8 +197,9 @@ def cmd_grid(args, settings: Settings) -> None:
         return chosen
 
     backbones = [tuple(item.split(":", 1)) if ":" in item else (item, "imagenet") for item in args.backbones.split(",")]
+    # The thesis's protocol: a validation share chooses each run's best epoch.
     base = TrainConfig(input_size=args.input_size, epochs=args.epochs, patience=args.patience,
-                       batch_size=settings.batch_size)
+                       validation_split=args.validation_split, batch_size=settings.batch_size)
     runs = run_grid(subset(args.catalogue, args.per_category), subset(args.test, 0), base, backbones,
                     args.optimizers.split(","), [float(r) for r in args.learning_rates.split(",")], args.out,
                     args.note or "")
@@ -323,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--learning-rates", default="1e-2,1e-3,1e-4")
     grid.add_argument("--epochs", type=int, default=50)
     grid.add_argument("--patience", type=int, default=5)
+    grid.add_argument("--validation-split", type=float, default=0.2)
     grid.add_argument("--input-size", type=int, default=0)
     grid.add_argument("--per-category", type=int, default=0, help="at most this many training images per category")
     grid.add_argument("--categories", help="comma-separated subset of categories")

@@ -41,7 +41,7 @@ def run_grid(train_files: Sequence[CatalogueFile], test_files: Sequence[Catalogu
 
     Args:
         backbones: (name, weights) pairs, weights as for ``TrainConfig.weights``.
-        base: everything else of the training configuration (epochs, patience, augmentation, …).
+        base: everything else of the training configuration (epochs, patience, views, …).
         note: said in every row (for example "small run: 64 px, 10 categories").
     """
     from evaluation.figures import training_curves

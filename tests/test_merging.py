@@ -42,8 +42,8 @@ def catalogue(sqlite_url):
         upgrade(sqlite_url)
         store = Store.from_url(sqlite_url)
         store.add_products([NewProduct(category, name, name.encode(), hashlib.sha256(name.encode()).hexdigest(),
-                                       "image/jpeg", 8, 8, at_distance(d, axis + 1))
-                            for axis, (name, (category, d)) in enumerate(products.items())], "fake-1")
+                                       "image/jpeg", 8, 8, {"fake-1": at_distance(d, axis + 1)})
+                            for axis, (name, (category, d)) in enumerate(products.items())])
         return store
     return build
 
