@@ -16,8 +16,9 @@ METRICS = ("euclidean", "cosine")
 SCOPES = ("category", "all")
 RUNTIMES = ("onnx", "keras")
 # Chosen from the measured sweeps in docs/quality.md (see Settings).
-MERGE_WEIGHT = 0.1
-EXACT_DISTANCE = 0.5
+NARROW_TAU = 0.8
+MERGE_WEIGHT = 0.2
+EXACT_DISTANCE = 0.8
 
 
 def _number(environ: Mapping[str, str], name: str, default, kind=int):
@@ -109,7 +110,7 @@ class Settings:
     scope: str = "category"
     max_upload_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
-    narrow_tau: float = 0.9
+    narrow_tau: float = NARROW_TAU
     narrow_max_categories: int = 3
     merge_weight: float = MERGE_WEIGHT
     exact_distance: float = EXACT_DISTANCE
@@ -146,7 +147,7 @@ class Settings:
             scope=_choice(env, "LOOKALIKE_SCOPE", "category", SCOPES),
             max_upload_bytes=_number(env, "LOOKALIKE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             max_image_pixels=_number(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
-            narrow_tau=_number(env, "LOOKALIKE_NARROW_TAU", 0.9, float),
+            narrow_tau=_number(env, "LOOKALIKE_NARROW_TAU", NARROW_TAU, float),
             narrow_max_categories=_number(env, "LOOKALIKE_NARROW_MAX_CATEGORIES", 3),
             merge_weight=_number(env, "LOOKALIKE_MERGE_WEIGHT", MERGE_WEIGHT, float),
             exact_distance=_number(env, "LOOKALIKE_EXACT_DISTANCE", EXACT_DISTANCE, float),

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from config.settings import EXACT_DISTANCE, MERGE_WEIGHT, METRICS, SCOPES
+from config.settings import EXACT_DISTANCE, MERGE_WEIGHT, METRICS, NARROW_TAU, SCOPES
 from db.store import ProductInfo, Store
 from model.images import decode_image, to_array
 from model.inference import Network
@@ -94,7 +94,7 @@ class SearchService:
 
     def __init__(self, model: Network, store: Store, top_k: int = 30, metric: str = "euclidean",
                  scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
-                 tau: float = 0.9, max_categories: int = 3, merge_weight: float = MERGE_WEIGHT,
+                 tau: float = NARROW_TAU, max_categories: int = 3, merge_weight: float = MERGE_WEIGHT,
                  exact_distance: float = EXACT_DISTANCE, ann: AnnPolicy = AnnPolicy()):
         self.model = model
         self.store = store
@@ -153,7 +153,9 @@ class SearchService:
             probabilities = sorted(zip(self.model.categories, probs.tolist()), key=lambda item: -item[1])
             searched, rule = self._narrow(probabilities, revisions, scope)
             narrow_ms = lap()
-            matches = self._rank(embedding, dict(probabilities), searched, revisions, k, metric)
+            # Scope 'all' leaves the classifier out of the ranking too: distance alone.
+            weights = dict(probabilities) if scope == "category" else {}
+            matches = self._rank(embedding, weights, searched, revisions, k, metric)
             rank_ms = lap()
             exact = self._probe(embedding, searched, revisions, metric, matches)
             if exact:
@@ -205,8 +207,9 @@ class SearchService:
 
     def _rank(self, embedding: np.ndarray, probabilities: dict[str, float], categories: list[str],
               revisions: dict[str, int], k: int, metric: str) -> list[Match]:
-        """The ``k`` best of the searched categories, merged by ``d² − merge_weight · ln p(category)``: within a
-        category that is the distance order; across categories a less probable one must fit clearly better."""
+        """The ``k`` best of the searched categories, merged by ``d² − merge_weight · ln p(category)`` (by distance
+        alone without ``probabilities``): within a category that is the distance order; across categories a less
+        probable one must fit clearly better."""
         candidates = []  # (merge key, distance, similarity, product id) from every searched category
         products: dict[int, ProductInfo] = {}
         for category in categories:
@@ -215,7 +218,7 @@ class SearchService:
             matrix = self.index.matrix(category, revisions[category])
             ranked = matrix.nearest(embedding, k, metric)
             ids = matrix.product_ids[ranked.positions].tolist()
-            penalty = -self.merge_weight * math.log(max(probabilities.get(category, 0.0), 1e-12))
+            penalty = -self.merge_weight * math.log(probabilities[category]) if probabilities else 0.0
             keys = squared_distances(ranked.distances, metric) + penalty
             candidates += zip(keys.tolist(), ranked.distances.tolist(), ranked.similarities.tolist(), ids)
             products.update((pid, matrix.products[pid]) for pid in ids if pid in matrix.products)

@@ -48,9 +48,9 @@ def catalogue(sqlite_url):
     return build
 
 
-def search(store: Store, probabilities: dict[str, float], **options):
+def search(store: Store, probabilities: dict[str, float], scope: str = "category", **options):
     service = SearchService(Scripted(probabilities), store, top_k=10, **options)
-    return service.search_images([Image.new("RGB", (8, 8))])[0]
+    return service.search_images([Image.new("RGB", (8, 8))], scope=scope)[0]
 
 
 @pytest.mark.parametrize("weight, order", [(0.0, ["b1", "a1", "b2"]), (0.5, ["a1", "b1", "b2"])])
@@ -62,6 +62,12 @@ def test_a_less_probable_category_must_fit_clearly_better(catalogue, weight, ord
     assert [m.distance for m in result.matches] == pytest.approx([{"a1": 0.6, "b1": 0.55, "b2": 0.9}[x]
                                                                    for x in order], abs=1e-5)
     assert ("merged by d² − 0.5 · ln p(category)" in result.rule) == (weight > 0)
+
+
+def test_scope_all_ranks_by_distance_alone(catalogue):
+    store = catalogue({"a1": ("A", 0.60), "b1": ("B", 0.55), "b2": ("B", 0.90)})
+    result = search(store, {"A": 0.6, "B": 0.4}, scope="all", merge_weight=0.5)
+    assert [m.product.external_id for m in result.matches] == ["b1", "a1", "b2"]
 
 
 def test_the_safety_net_puts_a_near_identical_product_of_another_category_first(catalogue):
