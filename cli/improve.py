@@ -44,6 +44,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     improve.add_argument("--metric", default="map@10", help=f"what 'better' means: {', '.join(METRICS)}")
     improve.add_argument("--force", action="store_true", help="activate the new model even if it is not better")
     improve.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
-                         help="change the active model's training recipe, e.g. --train epochs=20 --train augment=true")
+                         help="change the active model's training recipe, e.g. --train epochs=30 --train views=4")
     improve.add_argument("--relevance", type=Path, help="JSON: query label → relevant catalogue categories")
     improve.set_defaults(func=cmd_improve)

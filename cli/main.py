@@ -5,9 +5,11 @@ The model and the store are built here, once, from the settings, and passed to w
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -40,27 +42,31 @@ def cmd_train(args, settings: Settings) -> None:
     from ingest.catalogue import list_catalogue, relabel
     from model.training import TrainConfig
 
-    config = TrainConfig(backbone=args.backbone or settings.backbone, weights=args.weights or settings.weights,
-                         input_size=args.input_size or settings.input_size, optimizer=args.optimizer,
-                         learning_rate=args.learning_rate, epochs=args.epochs, batch_size=settings.batch_size,
-                         validation_split=args.validation_split, patience=args.patience, augment=args.augment,
-                         augment_copies=args.augment_copies, fine_tune_layers=args.fine_tune_layers,
-                         fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate)
+    chosen = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
+    config = TrainConfig(**{"backbone": settings.backbone, "weights": settings.weights,
+                            "input_size": settings.input_size, "batch_size": settings.batch_size, **chosen})
     mapping = json.loads(args.label_map.read_text()) if args.label_map else {}
     files = [entry for folder in args.catalogue for entry in relabel(list_catalogue(folder), mapping)]
     train_and_save(files, config, settings.resolved_model_path)
 
 
+# ``lookalike train`` options that override a TrainConfig field of the same name (its defaults are the recipe).
+TRAIN_OPTIONS = ("backbone", "weights", "input_size", "optimizer", "learning_rate", "epochs", "top_learning_rate",
+                 "top_epochs", "views", "instance_holdout", "validation_split", "patience")
+
+
 def train_and_save(files, config, model_path: Path) -> None:
     from model.training import train
 
-    result = train(files, config, checkpoint_path=model_path.with_suffix(".best.weights.h5"))
+    started = time.perf_counter()
+    result = train(files, config)
     for path, reason in result.rejected:
         print(f"skipped {path}: {reason}")
     result.model.save(model_path)
-    best = {k: v for k, v in result.model.card.training.items() if k.startswith("best_")}
+    final = {k: round(v, 4) for k, v in result.history.items() if k.startswith("val_")}
     print(f"saved model {result.model.version} to {model_path} ({len(result.model.categories)} categories, "
-          f"{result.epochs_run} epochs, {result.seconds_per_epoch:.2f} s/epoch, {best})")
+          f"{result.epochs_run} epochs, {result.seconds_per_epoch:.2f} s/epoch, "
+          f"{time.perf_counter() - started:.0f} s in all{', ' + str(final) if final else ''})")
 
 
 def cmd_export(args, settings: Settings) -> None:
@@ -118,24 +124,29 @@ def cmd_evaluate(args, settings: Settings) -> None:
     relevance = report.load_relevance(args.relevance)
     options = {"metric": args.metric, "scope": args.scope}
     taus = [float(t) for t in args.tau.split(",")] if args.tau else [settings.narrow_tau]
+    weights = [float(w) for w in args.merge_weight.split(",")] if args.merge_weight else [settings.merge_weight]
     rows = []
     network, store = open_network(settings, batch_work=True), open_store(settings)
-    for tau in taus:
-        tuned = replace(settings, narrow_tau=tau,
+    for tau, weight in itertools.product(taus, weights):
+        tuned = replace(settings, narrow_tau=tau, merge_weight=weight,
                         narrow_max_categories=args.max_categories or settings.narrow_max_categories)
         service = build_service(tuned, network, store)
         evaluation = report.run(service, queries, relevance, k=args.k, **options)
         summary = report.summarise(evaluation, service.store.category_counts(), service.model.categories)
-        summary["settings"] = {"tau": tau, "max_categories": tuned.narrow_max_categories, "k": args.k,
+        summary["settings"] = {"tau": tau, "max_categories": tuned.narrow_max_categories, "merge_weight": weight,
+                               "exact_distance": tuned.exact_distance, "k": args.k,
                                "metric": args.metric or settings.metric, "model": service.model.version}
-        out = args.out if len(taus) == 1 else args.out / f"tau-{tau:g}"
+        swept = [f"tau-{tau:g}"] * (len(taus) > 1) + [f"merge-{weight:g}"] * (len(weights) > 1)
+        out = args.out / "-".join(swept) if swept else args.out
         report.write_report(evaluation, summary, out, service.model.categories, args.title or args.queries.name,
                             service.store)
         rows.append(summary)
-        print(f"τ={tau:g}: top-1 {summary['top1_category_accuracy']:.2%}, missed {summary['missed_category_rate']:.2%}, "
+        print(f"τ={tau:g} merge weight {weight:g}: top-1 {summary['top1_category_accuracy']:.2%}, "
+              f"missed {summary['missed_category_rate']:.2%}, {summary['mean_categories_searched']:.2f} categories, "
+              f"safety net {summary['safety_net_fired']:.1%}, "
               f"P@10 {summary['retrieval']['@10']['precision']:.4f}, "
               f"latency p50 {summary['latency_ms_per_query']['p50']:.1f} ms → {out}")
-    if len(taus) > 1:
+    if len(rows) > 1:
         from evaluation.figures import narrowing_curve
 
         narrowing_curve(rows, args.out / "narrowing.png")
@@ -152,6 +163,20 @@ def cmd_evaluate_instances(args, settings: Settings) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "instances.md").write_text(outcome.markdown())
     print(outcome.markdown(), end="")
+
+
+def cmd_evaluate_unseen(args, settings: Settings) -> None:
+    """The embedding against the backbone's pooled features, on photos the model never saw (Keras: needs both)."""
+    from evaluation.unseen import compare_on_unseen
+    from ingest.catalogue import list_catalogue
+    from model.network import KerasNetwork
+
+    network = KerasNetwork.load(settings.resolved_model_path, settings.batch_size)
+    args.out.mkdir(parents=True, exist_ok=True)
+    tables = [compare_on_unseen(network, list_catalogue(folder), settings.max_image_pixels, args.count).markdown(
+        folder.name) for folder in args.folders]
+    (args.out / "unseen.md").write_text("\n".join(tables))
+    print("\n".join(tables), end="")
 
 
 def cmd_grid(args, settings: Settings) -> None:
@@ -172,8 +197,9 @@ def cmd_grid(args, settings: Settings) -> None:
         return chosen
 
     backbones = [tuple(item.split(":", 1)) if ":" in item else (item, "imagenet") for item in args.backbones.split(",")]
-    base = TrainConfig(input_size=args.input_size, epochs=args.epochs, patience=args.patience, augment=args.augment,
-                       batch_size=settings.batch_size)
+    # The thesis's protocol: a validation share chooses each run's best epoch.
+    base = TrainConfig(input_size=args.input_size, epochs=args.epochs, patience=args.patience,
+                       validation_split=args.validation_split, batch_size=settings.batch_size)
     runs = run_grid(subset(args.catalogue, args.per_category), subset(args.test, 0), base, backbones,
                     args.optimizers.split(","), [float(r) for r in args.learning_rates.split(",")], args.out,
                     args.note or "")
@@ -200,7 +226,7 @@ def cmd_demo(args, settings: Settings) -> None:
     files = list_catalogue(DEMO_DIR / "catalogue")
     if not _model_fits(model_path, settings.demo_backbone):
         weights = str(DEMO_WEIGHTS) if offline else "imagenet"
-        train_and_save(files, TrainConfig(backbone=settings.demo_backbone, weights=weights, epochs=40,
+        train_and_save(files, TrainConfig(backbone=settings.demo_backbone, weights=weights,
                                           batch_size=settings.batch_size), model_path)
     service = build_service(settings)
     print(Loader(service.model, service.store, settings.batch_size, settings.max_image_pixels)
@@ -235,19 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JSON: folder label → category (null drops it), for extra training photos")
     train.add_argument("--backbone", help="resnet50, mobilenet_v2, vgg16 or small_cnn (default: settings)")
     train.add_argument("--weights", help="imagenet, none or a weights file (default: settings)")
-    train.add_argument("--input-size", type=int, default=0)
-    train.add_argument("--optimizer", choices=["adam", "rmsprop"], default="adam")
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--validation-split", type=float, default=0.2)
-    train.add_argument("--patience", type=int, default=5)
-    train.add_argument("--augment", action="store_true", help="flips, rotation, zoom, brightness, contrast")
-    train.add_argument("--augment-copies", type=int, default=2,
-                       help="augmented copies of each image a frozen backbone embeds (with --augment)")
-    train.add_argument("--fine-tune-layers", type=int, default=0,
-                       help="then unfreeze this many top backbone layers and train end to end")
-    train.add_argument("--fine-tune-epochs", type=int, default=5)
-    train.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
+    train.add_argument("--input-size", type=int, help="square input side (default: settings, or the backbone's)")
+    train.add_argument("--optimizer", choices=["adam", "rmsprop"])
+    train.add_argument("--learning-rate", type=float, help="head stage, cosine decay from it")
+    train.add_argument("--epochs", type=int, help="head stage")
+    train.add_argument("--top-learning-rate", type=float, help="stage training the backbone's top with the head")
+    train.add_argument("--top-epochs", type=int, help="0 keeps the whole backbone frozen")
+    train.add_argument("--views", type=int, help="augmented views cached per training image")
+    train.add_argument("--instance-holdout", type=float,
+                       help="share of products kept out of the instance objective (to measure new products)")
+    train.add_argument("--validation-split", type=float)
+    train.add_argument("--patience", type=int)
     train.set_defaults(func=cmd_train)
 
     export = sub.add_parser("export", help="export the trained model to ONNX for serving (done by train already)")
@@ -273,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--scope", choices=["category", "all"])
     evaluate.add_argument("--tau", help="narrowing threshold; several, comma-separated, make a τ sweep")
     evaluate.add_argument("--max-categories", type=int, help="cap on categories searched")
+    evaluate.add_argument("--merge-weight", help="merge weight β of d² − β·ln p; several, comma-separated, are swept "
+                                                 "(with every τ)")
     evaluate.add_argument("--title")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -281,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     instances.add_argument("--out", type=Path, required=True)
     instances.add_argument("--count", type=int, default=500)
     instances.set_defaults(func=cmd_evaluate_instances)
+
+    unseen = sub.add_parser("evaluate-unseen", help="instance search on photos the model never saw: the embedding "
+                                                     "against the backbone's pooled features")
+    unseen.add_argument("folders", type=Path, nargs="+", help="folders of photos (any layout) the model never saw")
+    unseen.add_argument("--out", type=Path, required=True)
+    unseen.add_argument("--count", type=int, default=500, help="photos drawn from each folder")
+    unseen.set_defaults(func=cmd_evaluate_unseen)
 
     grid = sub.add_parser("grid", help="the thesis's comparison: backbones × optimizers × learning rates")
     grid.add_argument("catalogue", type=Path, help="training images: a folder of category folders")
@@ -292,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--learning-rates", default="1e-2,1e-3,1e-4")
     grid.add_argument("--epochs", type=int, default=50)
     grid.add_argument("--patience", type=int, default=5)
-    grid.add_argument("--augment", action="store_true")
+    grid.add_argument("--validation-split", type=float, default=0.2)
     grid.add_argument("--input-size", type=int, default=0)
     grid.add_argument("--per-category", type=int, default=0, help="at most this many training images per category")
     grid.add_argument("--categories", help="comma-separated subset of categories")

@@ -15,6 +15,10 @@ from limits import parse_many
 METRICS = ("euclidean", "cosine")
 SCOPES = ("category", "all")
 RUNTIMES = ("onnx", "keras")
+# Chosen from the measured sweeps in docs/quality.md (see Settings).
+NARROW_TAU = 0.8
+MERGE_WEIGHT = 0.2
+EXACT_DISTANCE = 0.8
 
 
 def _number(environ: Mapping[str, str], name: str, default, kind=int):
@@ -68,6 +72,13 @@ class Settings:
         narrow_tau, narrow_max_categories: a search covers the fewest most probable categories whose
             probabilities sum to at least ``narrow_tau``, and at most ``narrow_max_categories`` of them
             (the defaults were chosen from the measured curve in docs/quality.md).
+        merge_weight: when several categories are searched, results are merged by ``d² − merge_weight · ln p``
+            (d: distance, p: the result's category probability), so a less probable category's results must fit
+            clearly better to push out the likely category's; 0 merges by distance alone.
+        exact_distance: the exact-product safety net: the nearest product of the categories not searched is
+            shown first when it is closer than this (Euclidean, unit vectors) and closer than every searched
+            result, so a near-identical catalogue photo is found when the classifier picks the wrong category
+            (0 turns it off).
         ann_min_vectors, ann_nprobe: a category with at least ``ann_min_vectors`` vectors is searched through
             an approximate FAISS IVF index scanning ``ann_nprobe`` clusters (0 turns it off; see docs/benchmarks.md).
         min_similarity: below this best-match similarity (percent) a search says plainly that nothing
@@ -99,8 +110,10 @@ class Settings:
     scope: str = "category"
     max_upload_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
-    narrow_tau: float = 0.9
+    narrow_tau: float = NARROW_TAU
     narrow_max_categories: int = 3
+    merge_weight: float = MERGE_WEIGHT
+    exact_distance: float = EXACT_DISTANCE
     ann_min_vectors: int = 50_000
     ann_nprobe: int = 32
     min_similarity: float = 60.0
@@ -134,8 +147,10 @@ class Settings:
             scope=_choice(env, "LOOKALIKE_SCOPE", "category", SCOPES),
             max_upload_bytes=_number(env, "LOOKALIKE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             max_image_pixels=_number(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
-            narrow_tau=_number(env, "LOOKALIKE_NARROW_TAU", 0.9, float),
+            narrow_tau=_number(env, "LOOKALIKE_NARROW_TAU", NARROW_TAU, float),
             narrow_max_categories=_number(env, "LOOKALIKE_NARROW_MAX_CATEGORIES", 3),
+            merge_weight=_number(env, "LOOKALIKE_MERGE_WEIGHT", MERGE_WEIGHT, float),
+            exact_distance=_number(env, "LOOKALIKE_EXACT_DISTANCE", EXACT_DISTANCE, float),
             ann_min_vectors=_number(env, "LOOKALIKE_ANN_MIN_VECTORS", 50_000),
             ann_nprobe=_number(env, "LOOKALIKE_ANN_NPROBE", 32),
             min_similarity=_number(env, "LOOKALIKE_MIN_SIMILARITY", 60.0, float),

@@ -46,16 +46,22 @@ def collage(queries: Sequence[CatalogueFile], results: Sequence[SearchResult], r
 
 
 def narrowing_curve(rows: Sequence[dict], path: Path) -> None:
-    """Missed-category rate and latency against the narrowing threshold τ."""
-    taus = [r["settings"]["tau"] for r in rows]
-    fig, left = plt.subplots(figsize=(6, 4))
-    left.plot(taus, [100 * r["missed_category_rate"] for r in rows], "o-", color="tab:red")
+    """Missed-category rate against the narrowing threshold τ, and precision@10 for each merge weight."""
+    fig, left = plt.subplots(figsize=(6.5, 4))
+    first_weight = rows[0]["settings"]["merge_weight"]
+    missed = [r for r in rows if r["settings"]["merge_weight"] == first_weight]  # the merge does not change it
+    left.plot([r["settings"]["tau"] for r in missed], [100 * r["missed_category_rate"] for r in missed], "o-",
+              color="tab:red", label="missed category")
     left.set_xlabel("τ (summed probability of the categories searched)")
     left.set_ylabel("missed-category rate (%)", color="tab:red")
     right = left.twinx()
-    right.plot(taus, [r["latency_ms_per_query"]["p50"] for r in rows], "s--", color="tab:blue")
-    right.set_ylabel("latency per query, p50 (ms)", color="tab:blue")
-    left.set_title("Confidence-aware narrowing")
+    for weight in sorted({r["settings"]["merge_weight"] for r in rows}):
+        chosen = [r for r in rows if r["settings"]["merge_weight"] == weight]
+        right.plot([r["settings"]["tau"] for r in chosen], [r["retrieval"]["@10"]["precision"] for r in chosen],
+                   "s--", label=f"precision@10, merge weight {weight:g}")
+    right.set_ylabel("precision@10")
+    fig.legend(loc="lower left", fontsize="small")
+    left.set_title("Confidence-aware narrowing and merging")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -65,12 +71,12 @@ def training_curves(history: dict[str, list[float]], path: Path, title: str) -> 
     """Loss and accuracy per epoch, training and validation."""
     fig, (loss, accuracy) = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = range(1, len(history["loss"]) + 1)
-    for ax, metric in ((loss, "loss"), (accuracy, "accuracy")):
+    for ax, metric in ((loss, "loss"), (accuracy, "probabilities_accuracy")):
         ax.plot(epochs, history[metric], label="train")
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], label="validation")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(metric.replace("probabilities_", "category "))
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()

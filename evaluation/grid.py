@@ -1,7 +1,7 @@
 """The thesis's model comparison: backbones × optimizers × learning rates, trained and tested alike.
 
-Every run trains with EarlyStopping and a best checkpoint, and is tested on a separate labelled folder.
-Frozen-backbone features are computed once per backbone and shared by all of its runs.
+Every run trains with the default recipe (``model.training``) apart from what the grid varies, keeps its
+best epoch by validation loss, and is tested on a separate labelled folder.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import numpy as np
 
 from ingest.catalogue import CatalogueFile
 from model.backbones import get_backbone
-from model.training import TrainConfig, labelled_images, load_images, train_on
+from model.images import to_array
+from model.training import TrainConfig, read_pictures, train
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def run_grid(train_files: Sequence[CatalogueFile], test_files: Sequence[Catalogu
 
     Args:
         backbones: (name, weights) pairs, weights as for ``TrainConfig.weights``.
-        base: everything else of the training configuration (epochs, patience, augmentation, …).
+        base: everything else of the training configuration (epochs, patience, views, …).
         note: said in every row (for example "small run: 64 px, 10 categories").
     """
     from evaluation.figures import training_curves
@@ -49,22 +50,22 @@ def run_grid(train_files: Sequence[CatalogueFile], test_files: Sequence[Catalogu
     runs: list[GridRun] = []
     for name, weights in backbones:
         size = base.input_size or get_backbone(name).input_size
-        data = labelled_images(train_files, size, base.validation_split, base.seed)
-        test_images, kept, _ = load_images(test_files, size)
-        test_labels = np.array([data.categories.index(f.category) for f in kept])
-        cache: dict = {}
+        pictures, kept, _ = read_pictures(test_files, size)
+        test_images = np.stack([to_array(p, size) for p in pictures])
         for optimizer, rate in itertools.product(optimizers, learning_rates):
             config = replace(base, backbone=name, weights=weights, optimizer=optimizer, learning_rate=rate,
                              input_size=size)
             tag = f"{name}-{optimizer}-{rate:g}"
-            result = train_on(data, config, out / "checkpoints" / f"{tag}.weights.h5", progress, cache)
+            result = train(train_files, config, progress)
+            test_labels = np.array([result.model.categories.index(f.category) for f in kept])
             predicted = result.model.predict(test_images).probabilities.argmax(axis=1)
             history = result.history
             best = int(np.argmin(history["val_loss"])) if "val_loss" in history else len(history["loss"]) - 1
             runs.append(GridRun(
                 backbone=name, weights="imagenet (offline)" if weights not in ("none", "imagenet") else weights,
                 optimizer=optimizer, learning_rate=rate, epochs_run=result.epochs_run, best_epoch=best + 1,
-                train_accuracy=history["accuracy"][best], val_accuracy=history.get("val_accuracy", [np.nan])[best],
+                train_accuracy=history["probabilities_accuracy"][best],
+                val_accuracy=history.get("val_probabilities_accuracy", [np.nan])[best],
                 test_accuracy=float((predicted == test_labels).mean()), seconds_per_epoch=result.seconds_per_epoch,
                 note=note))
             training_curves(history, out / f"curves-{tag}.png", tag)

@@ -140,7 +140,7 @@ def _train(settings: Settings, registry: ModelRegistry, files, out: Path, option
                              f"known: {', '.join(sorted(known))}")
         recipe = ModelCard.read(models.path(registry.active().version)).training
         config = TrainConfig(**{**{k: v for k, v in recipe.items() if k in known}, **options})
-        result = train(files, config, checkpoint_path=saved.with_suffix(".best.weights.h5"))
+        result = train(files, config)
         result.model.save(saved)
     card = models.add(saved)
     if card.version not in registry.versions():

@@ -13,7 +13,7 @@ from typing import Sequence
 from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
-from ingest.catalogue import CatalogueFile
+from ingest.catalogue import CatalogueFile, product_key
 from search.service import SearchService
 
 
@@ -34,29 +34,68 @@ def alter(image: Image.Image, rng: random.Random) -> Image.Image:
 
 @dataclass(frozen=True)
 class InstanceReport:
-    queries: int
-    found_at: dict[int, float]  # k → share of queries whose original is in the top k
-    category_searched: float  # share of queries whose original's category was searched
+    """Where each altered photo's original ranked: as served (narrowed, merged, safety net) and with the whole
+    catalogue searched; products the model kept out of its instance objective are reported apart."""
+
+    served_ranks: list[int | None]
+    whole_ranks: list[int | None]
+    held_out: list[bool]
+    category_searched: list[bool]
+    safety_net_fired: list[bool]
+    ks: tuple[int, ...] = (1, 5, 10)
+
+    @property
+    def queries(self) -> int:
+        return len(self.served_ranks)
+
+    def found(self, k: int, whole: bool = False, held_out: bool | None = None) -> float:
+        """Share of the queries (all, or only held-out / trained products) whose original is in the top ``k``."""
+        ranks = self.whole_ranks if whole else self.served_ranks
+        chosen = [r for r, h in zip(ranks, self.held_out) if held_out is None or h == held_out]
+        return sum(r is not None and r <= k for r in chosen) / max(len(chosen), 1)
 
     def markdown(self) -> str:
-        found = ", ".join(f"top {k}: {share:.1%}" for k, share in self.found_at.items())
-        return (f"- altered catalogue images searched: {self.queries}\n- original found in {found}\n"
-                f"- original's category searched: {self.category_searched:.1%}\n")
+        groups = [("all products", None)]
+        if any(self.held_out):
+            groups += [("trained products", False), ("held-out products (never in the instance objective)", True)]
+        header = " | ".join(f"{mode} top {k}" for mode in ("served", "whole") for k in self.ks)
+        lines = [f"| altered catalogue photos | queries | {header} |", "|---|---:|" + "---:|" * 2 * len(self.ks)]
+        for name, held_out in groups:
+            count = sum(held_out is None or h == held_out for h in self.held_out)
+            shares = " | ".join(f"{self.found(k, whole, held_out):.1%}" for whole in (False, True) for k in self.ks)
+            lines.append(f"| {name} | {count} | {shares} |")
+        return ("\n".join(lines) + f"\n\nserved: as a shopper's search runs (narrowed to likely categories, merged, "
+                f"with the safety net); whole: every category searched.\n"
+                f"- original's category searched: {_share(self.category_searched):.1%}\n"
+                f"- safety net fired: {_share(self.safety_net_fired):.1%}\n")
+
+
+def _share(flags: list[bool]) -> float:
+    return sum(flags) / max(len(flags), 1)
 
 
 def evaluate_instances(service: SearchService, files: Sequence[CatalogueFile], count: int = 500, seed: int = 0,
                        ks: Sequence[int] = (1, 5, 10), batch_size: int = 64, progress: bool = True) -> InstanceReport:
-    """Alter ``count`` random catalogue files (already ingested) and look for each original."""
+    """Alter ``count`` random catalogue files (already ingested) and look for each original, as served and in
+    the whole catalogue. The held-out products are those the model card lists (none for older models)."""
     rng = random.Random(seed)
     chosen = rng.sample(list(files), min(count, len(files)))
-    ranks, searched = [], []
+    held_out = set(service.model.card.training.get("instance_held_out", []))
+    served, whole, searched, fired = [], [], [], []
+
+    def rank_of(original: CatalogueFile, result) -> int | None:
+        found = [i for i, m in enumerate(result.matches)
+                 if product_key(m.product.category, m.product.external_id) == original.key]
+        return found[0] + 1 if found else None
+
     for start in tqdm(range(0, len(chosen), batch_size), desc="instances", disable=not progress):
         batch = chosen[start:start + batch_size]
         altered = [alter(Image.open(f.path).convert("RGB"), rng) for f in batch]
-        for original, result in zip(batch, service.search_images(altered, k=max(ks))):
-            found = [i for i, m in enumerate(result.matches)
-                     if m.product.external_id == original.external_id and m.product.category == original.category]
-            ranks.append(found[0] + 1 if found else None)
+        as_served = service.search_images(altered, k=max(ks))
+        everywhere = service.search_images(altered, k=max(ks), scope="all")
+        for original, result, all_result in zip(batch, as_served, everywhere):
+            served.append(rank_of(original, result))
+            whole.append(rank_of(original, all_result))
             searched.append(original.category in result.searched)
-    return InstanceReport(len(chosen), {k: sum(r is not None and r <= k for r in ranks) / len(ranks) for k in ks},
-                          sum(searched) / len(searched))
+            fired.append(result.exact_match is not None)
+    return InstanceReport(served, whole, [f.key in held_out for f in chosen], searched, fired, tuple(ks))

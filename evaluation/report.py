@@ -96,6 +96,8 @@ def summarise(evaluation: Evaluation, catalogue_counts: Mapping[str, int], categ
         "top3_category_accuracy": float(top3),
         "missed_category_rate": float(missed),
         "mean_categories_searched": float(np.mean([len(r.searched) for r in evaluation.results])),
+        "safety_net_fired": float(np.mean([r.exact_match is not None for r in evaluation.results])),
+        "safety_net_ms_p50": float(np.median([r.timings_ms["safety_net"] for r in evaluation.results])),
         "retrieval": {f"@{k}": {"precision": precision_at_k(hits, k), "recall": recall_at_k(hits, n_relevant, k),
                                 "map": map_at_k(hits, n_relevant, k)} for k in KS},
         "latency_ms_per_query": {"mean": float(latency.mean()), "p50": float(np.percentile(latency, 50)),
@@ -144,6 +146,8 @@ def markdown(summary: dict, title: str) -> str:
              f"- top-3 category accuracy: {summary['top3_category_accuracy']:.2%}",
              f"- missed-category rate (true category not searched): {summary['missed_category_rate']:.2%}",
              f"- categories searched per query (mean): {summary['mean_categories_searched']:.2f}",
+             f"- exact-product safety net fired: {summary['safety_net_fired']:.2%} "
+             f"(its pass over the other categories: p50 {summary['safety_net_ms_p50']:.2f} ms)",
              f"- latency per query (batched forward pass shared): mean {summary['latency_ms_per_query']['mean']:.1f} ms,"
              f" p50 {summary['latency_ms_per_query']['p50']:.1f} ms, p95 {summary['latency_ms_per_query']['p95']:.1f} ms",
              "", "| k | precision@k | recall@k | mAP@k |", "|---|---|---|---|"]
@@ -159,9 +163,10 @@ def markdown(summary: dict, title: str) -> str:
 
 
 def narrowing_table(rows: Sequence[dict]) -> str:
-    """The τ sweep as a Markdown table."""
-    lines = ["| τ | categories searched (mean) | missed-category rate | precision@10 | latency p50 (ms) |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['settings']['tau']:g} | {r['mean_categories_searched']:.2f} | {r['missed_category_rate']:.2%} | "
-              f"{r['retrieval']['@10']['precision']:.4f} | {r['latency_ms_per_query']['p50']:.1f} |" for r in rows]
+    """The τ × merge-weight sweep as a Markdown table."""
+    lines = ["| τ | merge weight | categories searched (mean) | missed-category rate | precision@10 | "
+             "latency p50 (ms) |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['settings']['tau']:g} | {r['settings']['merge_weight']:g} | {r['mean_categories_searched']:.2f} | "
+              f"{r['missed_category_rate']:.2%} | {r['retrieval']['@10']['precision']:.4f} | "
+              f"{r['latency_ms_per_query']['p50']:.1f} |" for r in rows]
     return "\n".join(lines) + "\n"

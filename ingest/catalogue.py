@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import csv
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
+
+Item = TypeVar("Item")
+Done = TypeVar("Done")
 
 
 @dataclass(frozen=True)
@@ -11,6 +17,15 @@ class CatalogueFile:
     path: Path
     category: str
     external_id: str  # the file name without its extension
+
+    @property
+    def key(self) -> str:
+        return product_key(self.category, self.external_id)
+
+
+def product_key(category: str, external_id: str) -> str:
+    """A product's name across the code: external ids are unique within a category only."""
+    return f"{category}/{external_id}"
 
 
 def list_catalogue(root: Path, category: str | None = None) -> list[CatalogueFile]:
@@ -71,3 +86,19 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         if path is not None:
             joined[path] = {k: v for k, v in row.items() if k != key_column and k is not None}
     return joined
+
+
+def ahead(work: Callable[[Item], Done], items: Iterable[Item], workers: int = 2) -> Iterator[Done]:
+    """``work`` over ``items`` in worker threads, a bounded number ahead of the consumer, yielded in order.
+
+    Reading and decoding a catalogue's files this way keeps the network busy without holding the whole
+    catalogue in memory.
+    """
+    with ThreadPoolExecutor(workers, thread_name_prefix="ahead") as pool:
+        pending: deque[Future] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > workers + 1:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

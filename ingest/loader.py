@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from db.store import NewProduct, Store
-from ingest.catalogue import CatalogueFile
+from ingest.catalogue import CatalogueFile, ahead
 from model.images import ImageError, decode_image, to_array
 from model.inference import Network
 
@@ -103,7 +103,7 @@ class Loader:
         writing: tuple[Future | None, _Prepared] | None = None
         with tqdm(total=len(files), unit="img", desc="ingest", disable=not self.progress) as bar, \
                 ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
-            for prepared in self._ahead(self._prepare, chunks):
+            for prepared in ahead(self._prepare, chunks, self.workers):
                 # The same picture twice in one catalogue is stored once.
                 batch = [item for item in prepared.decoded if item.sha256 not in seen]
                 seen.update(item.sha256 for item in batch)
@@ -129,17 +129,6 @@ class Loader:
         report.rejected += prepared.rejected
         report.hashes |= prepared.hashes
         bar.update(prepared.size)
-
-    def _ahead(self, work, items: list) -> Iterator:
-        """Run ``work`` over ``items`` in worker threads, a bounded number ahead, yielding in order."""
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
-            pending: deque[Future] = deque()
-            for item in items:
-                pending.append(pool.submit(work, item))
-                if len(pending) > self.workers + 1:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
 
     def _prepare(self, chunk: Sequence[CatalogueFile]) -> _Prepared:
         prepared = _Prepared(size=len(chunk))

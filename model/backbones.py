@@ -20,12 +20,15 @@ class Backbone:
         input_size: default side of the square input.
         preprocessing: key of ``model.preprocessing.PREPROCESSORS`` that maps 0–255 RGB to what the network expects.
         has_imagenet: whether Keras can provide ImageNet weights for it.
+        split: the layer whose output ends the part that stays frozen when a pretrained backbone is
+            trained: the layers above it (the last block or two) are trained with the head.
     """
 
     name: str
     input_size: int
     preprocessing: str
     has_imagenet: bool
+    split: str
     _build: Callable[[tuple[int, int, int], str | None], keras.Model]
 
     def create(self, weights: str = "none", input_size: int = 0) -> keras.Model:
@@ -73,10 +76,11 @@ def _small_cnn(shape, weights):
 
 _REGISTRY: dict[str, Backbone] = {
     b.name: b for b in (
-        Backbone("resnet50", 224, "resnet50", True, _application(keras.applications.ResNet50)),
-        Backbone("mobilenet_v2", 224, "mobilenet_v2", True, _application(keras.applications.MobileNetV2)),
-        Backbone("vgg16", 224, "vgg16", True, _application(keras.applications.VGG16)),
-        Backbone("small_cnn", 128, "unit", False, _small_cnn),
+        Backbone("resnet50", 224, "resnet50", True, "conv5_block2_out", _application(keras.applications.ResNet50)),
+        Backbone("mobilenet_v2", 224, "mobilenet_v2", True, "block_13_project_BN",
+                 _application(keras.applications.MobileNetV2)),
+        Backbone("vgg16", 224, "vgg16", True, "block5_conv2", _application(keras.applications.VGG16)),
+        Backbone("small_cnn", 128, "unit", False, "", _small_cnn),
     )
 }
 

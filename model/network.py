@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from model.card import EMBEDDING_DIM, ModelCard, onnx_path
@@ -61,6 +62,13 @@ class KerasNetwork(Network):
     def _forward(self, batch):
         probabilities, embeddings = self._traced(tf.constant(batch))
         return probabilities.numpy(), embeddings.numpy()
+
+    def pooled_features(self, images: np.ndarray) -> np.ndarray:
+        """The backbone's pooled features of a uint8 batch: what the head starts from (for evaluation)."""
+        backbone = self.network.layers[1]  # the assembled network: image input, backbone, head
+        inputs = self.preprocess(images)
+        return np.concatenate([backbone.predict_on_batch(inputs[start:start + self.batch_size])
+                               for start in range(0, len(inputs), self.batch_size)])
 
     def save(self, path: Path) -> None:
         """Write ``path`` (``.keras``), its ONNX export beside it, and the card with the export's checksum."""

@@ -1,13 +1,21 @@
 """Training the network on a catalogue folder (category = folder name).
 
-A pretrained backbone stays frozen, so its output for an image never changes between epochs: it is
-computed once (for each augmented copy too) and the head trains on those cached features, an epoch
-then costing milliseconds instead of a pass of the whole network. A backbone without pretrained
-weights (the thesis's own CNN) trains end to end on images, augmented on the fly. An optional
-fine-tuning stage then unfreezes the top of a pretrained backbone and trains end to end at a low rate.
+One network, two objectives: the category (cross-entropy with label smoothing) and the product (CosFace
+over product identities on the unit-length embedding, ``model.losses``): every training photo is its own
+identity, and its positives are augmented views of it (``model.views``). A share of the products is kept
+out of the instance objective, so the figures can show how products ingested after training are found.
+
+A pretrained backbone stays frozen, so its output for a view never changes: it is computed once per view,
+through ONNX Runtime, into a cache on disk, and the head trains on that cache (an epoch takes seconds). With
+``top_epochs`` set, the cache is cut lower (the registry's ``split`` layer): the head trains first on the pooled
+features of the still-frozen top, then the top blocks train with the head at a lower rate, BatchNorm kept frozen.
+That stage is off by default: it costs several times the rest of the training on a CPU and did not improve the
+measured figures (docs/quality.md). A backbone without pretrained weights trains whole on the cached views.
 """
 from __future__ import annotations
 
+import math
+import random
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,16 +25,20 @@ from typing import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
+from PIL import Image
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from ingest.catalogue import CatalogueFile
+from ingest.catalogue import CatalogueFile, ahead
 from model.backbones import get_backbone
 from model.card import ModelCard
+from model.export import export_onnx
 from model.images import ImageError, decode_image, to_array
+from model.inference import onnx_session
+from model.losses import NOT_AN_IDENTITY, CosFaceLoss, IdentityCosines
 from model.network import KerasNetwork, assemble, build_head
 from model.preprocessing import PREPROCESSORS, preprocess
+from model.views import view
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
 
@@ -35,9 +47,16 @@ OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop
 class TrainConfig:
     """How to train. ``input_size`` 0 means the backbone's default.
 
-    ``augment_copies`` is how many augmented copies of each training image a frozen backbone embeds
-    (with ``augment``); ``fine_tune_layers`` > 0 unfreezes that many top layers of a pretrained
-    backbone for a second stage of ``fine_tune_epochs`` at ``fine_tune_learning_rate``.
+    Attributes:
+        learning_rate, epochs: the head stage (cosine decay from ``learning_rate``).
+        top_learning_rate, top_epochs: the stage that trains the backbone's top with the head (0: none).
+        views: augmented views cached per training image, besides the image itself.
+        instance_weight: weight of the instance objective beside the category's.
+        instance_holdout: share of products kept out of the instance objective.
+        validation_split: share of images kept out of training, to report validation figures.
+        patience: stop a stage when the validation loss has not improved for this many epochs and keep its best
+            epoch (0: run every epoch; the learning rate decays to zero by the last).
+        batch_size: images per forward pass while caching; ``train_batch_size``: rows per training step.
     """
 
     backbone: str = "resnet50"
@@ -45,20 +64,25 @@ class TrainConfig:
     input_size: int = 0
     optimizer: str = "adam"
     learning_rate: float = 1e-3
-    epochs: int = 30
-    batch_size: int = 32
-    validation_split: float = 0.2
-    patience: int = 5
-    augment: bool = False
-    augment_copies: int = 2
+    epochs: int = 20
+    top_learning_rate: float = 1e-4
+    top_epochs: int = 0
+    views: int = 8
+    instance_weight: float = 1.0
+    instance_holdout: float = 0.2
+    label_smoothing: float = 0.1
+    cosface_scale: float = 24.0
+    cosface_margin: float = 0.2
     dropout: float = 0.3
-    fine_tune_layers: int = 0
-    fine_tune_epochs: int = 5
-    fine_tune_learning_rate: float = 1e-5
+    validation_split: float = 0.0
+    patience: int = 0
+    batch_size: int = 32
+    train_batch_size: int = 256
     seed: int = 0
 
     @property
     def frozen(self) -> bool:
+        """A pretrained backbone keeps its lower part frozen; a random one trains whole."""
         return self.weights != "none"
 
 
@@ -72,208 +96,277 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
-class LabelledImages:
-    """Decoded catalogue images with their labels and a stratified train/validation split."""
+class TrainingSet:
+    """The readable training images with their labels, identities and split.
 
-    images: np.ndarray  # uint8 (n, size, size, 3)
+    Attributes:
+        pictures: upright RGB pictures at their own size (views are cut from them).
+        files: the catalogue file of each picture.
+        labels: category index per picture.
+        identities: instance identity per picture, ``NOT_AN_IDENTITY`` for the held-out products.
+        train_idx, val_idx: the stratified split of pictures.
+    """
+
+    pictures: list[Image.Image]
+    files: list[CatalogueFile]
     labels: np.ndarray
+    identities: np.ndarray
     categories: list[str]
     train_idx: np.ndarray
     val_idx: np.ndarray
     rejected: list[tuple[str, str]]
 
+    @property
+    def trained_identities(self) -> int:
+        return int(self.identities.max()) + 1 if len(self.identities) else 0
 
-def load_images(files: Sequence[CatalogueFile], size: int, max_pixels: int = 40_000_000,
-                workers: int = 2) -> tuple[np.ndarray, list[CatalogueFile], list[tuple[str, str]]]:
-    """Decode files to a uint8 (n, size, size, 3) array; unreadable ones are returned with the reason."""
-    def load(entry: CatalogueFile):
+    @property
+    def held_out(self) -> list[str]:
+        """``category/external_id`` of the products kept out of the instance objective, for the evaluation."""
+        return sorted(f.key for f, identity in zip(self.files, self.identities) if identity == NOT_AN_IDENTITY)
+
+
+def read_pictures(files: Sequence[CatalogueFile], size: int, max_pixels: int = 40_000_000,
+                  workers: int = 2) -> tuple[list[Image.Image], list[CatalogueFile], list[tuple[str, str]]]:
+    """Decode files, each at most twice the network's input side (a view's crop keeps enough pixels);
+    unreadable ones are returned with the reason instead."""
+    def load(entry: CatalogueFile) -> Image.Image | str:
         try:
-            return to_array(decode_image(entry.path.read_bytes(), max_pixels, size).rgb, size)
+            picture = decode_image(entry.path.read_bytes(), max_pixels, 2 * size).rgb
         except (ImageError, OSError) as e:
             return str(e)
+        picture.thumbnail((2 * size, 2 * size))
+        return picture
 
     with ThreadPoolExecutor(workers) as pool:
         loaded = list(pool.map(load, files))
-    kept = [(f, a) for f, a in zip(files, loaded) if not isinstance(a, str)]
-    rejected = [(str(f.path), a) for f, a in zip(files, loaded) if isinstance(a, str)]
-    arrays = np.stack([a for _, a in kept]) if kept else np.zeros((0, size, size, 3), np.uint8)
-    return arrays, [f for f, _ in kept], rejected
+    kept = [(f, p) for f, p in zip(files, loaded) if not isinstance(p, str)]
+    rejected = [(str(f.path), p) for f, p in zip(files, loaded) if isinstance(p, str)]
+    return [p for _, p in kept], [f for f, _ in kept], rejected
 
 
-def labelled_images(files: Sequence[CatalogueFile], size: int, validation_split: float, seed: int) -> LabelledImages:
-    images, kept, rejected = load_images(files, size)
+def training_set(files: Sequence[CatalogueFile], config: TrainConfig, size: int) -> TrainingSet:
+    pictures, kept, rejected = read_pictures(files, size)
     categories = sorted({f.category for f in kept})
     if len(categories) < 2:
         raise ValueError(f"training needs at least 2 categories with readable images, found {categories}")
     labels = np.array([categories.index(f.category) for f in kept])
     indices = np.arange(len(labels))
-    if validation_split <= 0:
+    if config.validation_split <= 0:
         train_idx, val_idx = indices, indices[:0]
     else:
-        train_idx, val_idx = train_test_split(indices, test_size=validation_split, random_state=seed, stratify=labels)
-    return LabelledImages(images, labels, categories, train_idx, val_idx, rejected)
+        train_idx, val_idx = train_test_split(indices, test_size=config.validation_split, random_state=config.seed,
+                                              stratify=labels)
+    held_out = np.random.default_rng(config.seed).random(len(labels)) < config.instance_holdout
+    held_out[val_idx] = True  # validation images are not trained on at all
+    identities = np.full(len(labels), NOT_AN_IDENTITY)
+    identities[~held_out] = np.arange(int((~held_out).sum()))
+    return TrainingSet(pictures, kept, labels, identities, categories, np.sort(train_idx), np.sort(val_idx), rejected)
 
 
-def augmentation(seed: int) -> keras.Sequential:
-    """Flips, small rotation and zoom, brightness and contrast, on 0–255 pixels (as the seeds did)."""
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.05, fill_mode="constant", fill_value=255.0, seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="constant", fill_value=255.0, seed=seed),
-        keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
-        keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
-    ], name="augmentation")
+def cache_views(pictures: Sequence[Image.Image], views: int, size: int, encode, scratch: Path, seed: int,
+                batch_size: int, progress: bool) -> np.ndarray:
+    """Every picture and ``views`` augmented views of it, encoded, in an array on disk.
+
+    Returns:
+        a memory-mapped array of shape (views + 1, pictures, *encoded shape): index 0 holds the pictures
+        themselves. ``encode`` maps a uint8 batch (n, size, size, 3) to what training reads.
+    """
+    def prepare(job: tuple[int, int]) -> np.ndarray:
+        v, start = job
+        rng = random.Random(f"{seed}-{v}-{start}")
+        batch = pictures[start:start + batch_size]
+        return np.stack([to_array(p if v == 0 else view(p, rng), size) for p in batch])
+
+    jobs = [(v, start) for v in range(views + 1) for start in range(0, len(pictures), batch_size)]
+    cache = None
+    for (v, start), arrays in tqdm(zip(jobs, ahead(prepare, jobs)), total=len(jobs), desc="views",
+                                   disable=not progress):
+        encoded = encode(arrays)
+        if cache is None:
+            cache = np.lib.format.open_memmap(scratch / "views.npy", "w+", encoded.dtype,
+                                              (views + 1, len(pictures), *encoded.shape[1:]))
+        cache[v, start:start + len(encoded)] = encoded
+    return cache
 
 
-def backbone_features(backbone: keras.Model, images: np.ndarray, preprocessing: str, batch_size: int,
-                      progress: bool = False, augment: keras.Sequential | None = None) -> np.ndarray:
-    """The frozen backbone's pooled output for every image (optionally augmented first), batch by batch."""
-    def forward(x):
-        if augment is not None:
-            x = tf.clip_by_value(augment(tf.cast(x, tf.float32), training=True), 0.0, 255.0)
-        return backbone(PREPROCESSORS[preprocessing](tf.cast(x, tf.float32)), training=False)
+class CachedViews(keras.utils.PyDataset):
+    """Shuffled training batches from the view cache: (rows, (one-hot category, identity))."""
 
-    forward = tf.function(forward, reduce_retracing=True)
-    out = [forward(tf.constant(images[start:start + batch_size])).numpy()
-           for start in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress)]
-    return np.concatenate(out) if out else np.zeros((0, backbone.output_shape[-1]), np.float32)
+    def __init__(self, cache: np.ndarray, rows: np.ndarray, labels: np.ndarray, identities: np.ndarray,
+                 classes: int, batch_size: int, seed: int, shuffle: bool = True):
+        super().__init__()
+        self.cache, self.labels, self.identities = cache, labels, identities
+        self.classes, self.batch_size, self.shuffle = classes, batch_size, shuffle
+        self.rows = rows  # (view, picture) pairs
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(rows)) if shuffle else np.arange(len(rows))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        chosen = self.rows[np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])]
+        x = self.cache[chosen[:, 0], chosen[:, 1]].astype(np.float32)
+        pictures = chosen[:, 1]
+        return x, (np.eye(self.classes, dtype=np.float32)[self.labels[pictures]], self.identities[pictures])
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.order = self.rng.permutation(len(self.rows))
 
 
-def train(files: Sequence[CatalogueFile], config: TrainConfig, checkpoint_path: Path | None = None,
-          progress: bool = True) -> TrainResult:
+def train(files: Sequence[CatalogueFile], config: TrainConfig, progress: bool = True) -> TrainResult:
     """Train the classifier+embedding network on catalogue files and return it assembled.
 
     Args:
         files: labelled images (``CatalogueFile.category`` is the label).
-        config: backbone, weights, optimizer, learning rate, epochs, augmentation, fine-tuning, ….
-        checkpoint_path: where the best weights so far are kept (``*.weights.h5``); a temporary file if None.
+        config: backbone, weights, views, stages, objectives, ….
         progress: print per-epoch lines and progress bars.
 
     Example:
         >>> result = train(list_catalogue(Path("demo/catalogue")), TrainConfig(backbone="mobilenet_v2"))
         >>> result.model.save(Path("var/model.keras"))
     """
-    size = config.input_size or get_backbone(config.backbone).input_size
-    data = labelled_images(files, size, config.validation_split, config.seed)
-    return train_on(data, config, checkpoint_path, progress)
-
-
-def train_on(data: LabelledImages, config: TrainConfig, checkpoint_path: Path | None = None,
-             progress: bool = True, feature_cache: dict | None = None) -> TrainResult:
-    """Train on already decoded images; ``feature_cache`` shares frozen-backbone features between runs."""
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
     keras.utils.set_random_seed(config.seed)
     spec = get_backbone(config.backbone)
-    backbone = spec.create(config.weights, data.images.shape[1])
-    backbone.trainable = not config.frozen  # a backbone without pretrained weights learns with the head
+    size = config.input_size or spec.input_size
+    data = training_set(files, config, size)
+    backbone = spec.create(config.weights, size)
+    # Where the cache is cut: below the top blocks when they will train, else after pooling (the head alone trains).
+    split = (spec.split if config.top_epochs else backbone.layers[-1].name) if config.frozen else ""
     head = build_head(backbone.output_shape[-1], len(data.categories), config.dropout)
-    y_train, y_val = data.labels[data.train_idx], data.labels[data.val_idx]
+    cosines = IdentityCosines(max(data.trained_identities, 1), name="identity_cosines")(head.outputs[1])
+    objectives = keras.Model(head.input, [head.outputs[0], cosines], name="objectives")
 
-    if config.frozen:
-        x_train, y_train_all, x_val = _cached_features(data, config, backbone, spec.preprocessing, progress,
-                                                       feature_cache)
-    with tempfile.TemporaryDirectory() as scratch:
-        checkpoint = Path(checkpoint_path or Path(scratch) / "best.weights.h5")
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()  # epochs only: cached features are a one-off cost
-        if config.frozen:
-            history = _fit(keras.Model(head.input, head.outputs[0]), x_train, y_train_all, x_val, y_val,
-                           config, config.learning_rate, config.epochs, checkpoint, progress)
+    with tempfile.TemporaryDirectory(prefix="lookalike-train-") as scratch:
+        if split:
+            lower = keras.Model(backbone.input, backbone.get_layer(split).output, name="lower")
+            top = keras.Model(backbone.get_layer(split).output, backbone.output, name="top") if config.top_epochs \
+                else None
+            graph = Path(scratch) / "lower.onnx"
+            export_onnx(lower, graph, output_names=("features",))
+            session = onnx_session(graph)
+
+            def encode(arrays):  # the frozen lower part, once per view; half precision halves the cache
+                return session.run(["features"], {"image": preprocess(arrays, spec.preprocessing)})[0].astype(
+                    np.float16)
         else:
-            history = _fit_images(backbone, head, data, spec.preprocessing, config, config.learning_rate,
-                                  config.epochs, checkpoint, progress)
-        if config.fine_tune_layers and config.frozen:
-            _unfreeze_top(backbone, config.fine_tune_layers)
-            tuned = _fit_images(backbone, head, data, spec.preprocessing, config, config.fine_tune_learning_rate,
-                                config.fine_tune_epochs, checkpoint, progress, fine_tune=True)
-            history = {k: history[k] + tuned.get(k, []) for k in history}
+            top = backbone
+
+            def encode(arrays):
+                return arrays
+
+        cache = cache_views(data.pictures, config.views, size, encode, Path(scratch), config.seed,
+                            config.batch_size, progress)
+        started = time.perf_counter()
+        if split:
+            history = _fit_head(objectives, top, cache, data, config, progress)
+            if config.top_epochs:
+                _unfreeze(top)
+                tuned = _fit_stack(top, objectives, cache, data, config, config.top_learning_rate,
+                                   config.top_epochs, progress)
+                history = {k: history[k] + tuned.get(k, []) for k in history}
+        else:
+            _unfreeze(top)
+            history = _fit_stack(_preprocessed(top, spec.preprocessing), objectives, cache, data, config,
+                                 config.learning_rate, config.epochs, progress)
         elapsed = time.perf_counter() - started
 
     epochs_run = len(history["loss"])
-    monitor = "val_loss" if len(data.val_idx) else "loss"
-    card = ModelCard(backbone=spec.name, weights=config.weights, input_size=data.images.shape[1],
-                     preprocessing=spec.preprocessing, categories=data.categories,
-                     version=ModelCard.new_version(spec.name),
-                     training={**asdict(config), "images": len(data.labels), "epochs_run": epochs_run,
-                               "best_" + monitor: float(min(history[monitor])),
-                               **({"best_val_accuracy": float(max(history["val_accuracy"]))}
-                                  if len(data.val_idx) else {})})
     backbone.trainable = False
+    card = ModelCard(backbone=spec.name, weights=config.weights, input_size=size, preprocessing=spec.preprocessing,
+                     categories=data.categories, version=ModelCard.new_version(spec.name),
+                     training={**asdict(config), "images": len(data.labels), "epochs_run": epochs_run,
+                               "instance_identities": data.trained_identities, "instance_held_out": data.held_out,
+                               **{f"final_{k}": v[-1] for k, v in history.items()}})
     model = KerasNetwork(assemble(backbone, head), card, config.batch_size)
     return TrainResult(model, history, epochs_run, elapsed / max(epochs_run, 1), data.rejected)
 
 
-def _cached_features(data: LabelledImages, config: TrainConfig, backbone: keras.Model, preprocessing: str,
-                     progress: bool, cache: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Training features (plus those of augmented copies) and validation features of a frozen backbone."""
-    key = (config.backbone, config.weights, data.images.shape[1], config.augment and config.augment_copies,
-           config.seed)
-    if cache is not None and key in cache:
-        return cache[key]
-    features = backbone_features(backbone, data.images, preprocessing, config.batch_size, progress)
-    x_train, y_train = [features[data.train_idx]], [data.labels[data.train_idx]]
-    if config.augment:
-        augment = augmentation(config.seed)
-        for _ in range(config.augment_copies):
-            x_train.append(backbone_features(backbone, data.images[data.train_idx], preprocessing,
-                                             config.batch_size, progress, augment))
-            y_train.append(data.labels[data.train_idx])
-    result = np.concatenate(x_train), np.concatenate(y_train), features[data.val_idx]
-    if cache is not None:
-        cache[key] = result
-    return result
+def _rows(data: TrainingSet, views: int) -> np.ndarray:
+    """(view, picture) pairs of the training pictures: the pictures themselves and every view of them."""
+    return np.array([(v, i) for v in range(views + 1) for i in data.train_idx], dtype=np.int64).reshape(-1, 2)
 
 
-def _fit(classifier: keras.Model, x_train, y_train, x_val, y_val, config: TrainConfig, learning_rate: float,
-         epochs: int, checkpoint: Path, progress: bool) -> dict[str, list[float]]:
-    """Fit with EarlyStopping, keeping the best epoch's weights (from the checkpoint) at the end."""
-    classifier.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=learning_rate),
-                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    monitor = "val_loss" if len(y_val) else "loss"
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.patience),
-        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=monitor, mode="min", save_best_only=True,
-                                        save_weights_only=True),
-    ]
-    if isinstance(x_train, tf.data.Dataset):
-        fit_args = {"x": x_train, "shuffle": False}  # the dataset shuffles itself
+def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, steps: int) -> None:
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1))
+    model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=schedule),
+                  loss=[keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                        CosFaceLoss(config.cosface_scale, config.cosface_margin)],
+                  loss_weights=[1.0, config.instance_weight], metrics=[["accuracy"], []])
+
+
+def _callbacks(data: TrainingSet, config: TrainConfig) -> list[keras.callbacks.Callback]:
+    if not len(data.val_idx) or not config.patience:
+        return []
+    return [keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=config.patience,
+                                          restore_best_weights=True)]
+
+
+def _validation(features: np.ndarray, data: TrainingSet) -> tuple | None:
+    """The validation pictures themselves (no views), with their targets; none when there is no split."""
+    if not len(data.val_idx):
+        return None
+    classes = len(data.categories)
+    return (features, (np.eye(classes, dtype=np.float32)[data.labels[data.val_idx]],
+                       data.identities[data.val_idx]))
+
+
+def _fit_head(objectives: keras.Model, top: keras.Model | None, cache: np.ndarray, data: TrainingSet,
+              config: TrainConfig, progress: bool) -> dict[str, list[float]]:
+    """The head alone, on the pooled features of the frozen top (computed once for every cached row), or on the
+    cache itself when it holds pooled features (``top`` None)."""
+    rows = _rows(data, config.views)
+    if top is None:
+        pooled = np.asarray(cache, dtype=np.float32)
     else:
-        fit_args = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
-    history = classifier.fit(**fit_args, epochs=epochs, callbacks=callbacks, verbose=2 if progress else 0,
-                             validation_data=(x_val, y_val) if len(y_val) else None)
-    classifier.load_weights(str(checkpoint))  # the best epoch, not the last one
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        pooled = np.concatenate([top.predict_on_batch(cache[v, i:i + config.train_batch_size].astype(np.float32))
+                                 for v in range(config.views + 1)
+                                 for i in range(0, cache.shape[1], config.train_batch_size)])
+        pooled = pooled.reshape(config.views + 1, cache.shape[1], -1)
+    features = pooled[rows[:, 0], rows[:, 1]]
+    pictures = rows[:, 1]
+    steps = math.ceil(len(rows) / config.train_batch_size) * config.epochs
+    _compile(objectives, config, config.learning_rate, steps)
+    history = objectives.fit(
+        features, (np.eye(len(data.categories), dtype=np.float32)[data.labels[pictures]], data.identities[pictures]),
+        batch_size=config.train_batch_size, epochs=config.epochs, shuffle=True, verbose=2 if progress else 0,
+        validation_data=_validation(pooled[0, data.val_idx], data), callbacks=_callbacks(data, config))
+    return _floats(history)
 
 
-def _fit_images(backbone: keras.Model, head: keras.Model, data: LabelledImages, preprocessing: str,
-                config: TrainConfig, learning_rate: float, epochs: int, checkpoint: Path, progress: bool,
-                fine_tune: bool = False) -> dict[str, list[float]]:
-    """End-to-end training on images, augmented on the fly when asked."""
-    classifier = keras.Model(backbone.input, head(backbone.output)[0])
-    augment = augmentation(config.seed) if config.augment else None
-
-    def transform(x, y):
-        x = tf.cast(x, tf.float32)
-        if augment is not None:
-            x = tf.clip_by_value(augment(x, training=True), 0.0, 255.0)
-        return PREPROCESSORS[preprocessing](x), y
-
-    train_data = (tf.data.Dataset.from_tensor_slices((data.images[data.train_idx], data.labels[data.train_idx]))
-                  .shuffle(len(data.train_idx), seed=config.seed).batch(config.batch_size)
-                  .map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
-    val_inputs = preprocess(data.images[data.val_idx], preprocessing)
-    if fine_tune:
-        # Start from the head stage's best weights; the checkpoint now tracks the fine-tuned model.
-        checkpoint = checkpoint.with_name(checkpoint.name.replace(".weights.h5", ".fine-tune.weights.h5"))
-    return _fit(classifier, train_data, None, val_inputs, data.labels[data.val_idx], config, learning_rate, epochs,
-                checkpoint, progress)
+def _fit_stack(top: keras.Model, objectives: keras.Model, cache: np.ndarray, data: TrainingSet, config: TrainConfig,
+               learning_rate: float, epochs: int, progress: bool) -> dict[str, list[float]]:
+    """The trainable part of the backbone with the head, on the cached rows."""
+    inputs = keras.Input(cache.shape[2:], name="cached")
+    # Named like the objectives' own outputs, so both stages' histories share their keys.
+    stack = keras.Model(inputs, [keras.layers.Identity(name=name)(output) for name, output in
+                                 zip(objectives.output_names, objectives(top(inputs)))], name="stack")
+    batches = CachedViews(cache, _rows(data, config.views), data.labels, data.identities, len(data.categories),
+                          config.train_batch_size, config.seed)
+    _compile(stack, config, learning_rate, len(batches) * epochs)
+    validation = _validation(cache[0, data.val_idx].astype(np.float32), data)
+    history = stack.fit(batches, epochs=epochs, verbose=2 if progress else 0, validation_data=validation,
+                        callbacks=_callbacks(data, config))
+    return _floats(history)
 
 
-def _unfreeze_top(backbone: keras.Model, layers: int) -> None:
-    """Make the top ``layers`` layers trainable; BatchNorm stays frozen so its statistics are kept."""
-    backbone.trainable = True
-    for layer in backbone.layers[:-layers]:
-        layer.trainable = False
-    for layer in backbone.layers[-layers:]:
+def _preprocessed(network: keras.Model, preprocessing: str) -> keras.Model:
+    """``network`` behind its preprocessing, for training on cached 0–255 views."""
+    pixels = keras.Input(network.input_shape[1:], name="pixels")
+    prepared = keras.layers.Lambda(PREPROCESSORS[preprocessing], name="preprocessing")(pixels)
+    return keras.Model(pixels, network(prepared), name="preprocessed")
+
+
+def _unfreeze(network: keras.Model) -> None:
+    """Make ``network`` trainable except its BatchNorm layers, which keep their (folded) statistics."""
+    network.trainable = True
+    for layer in network.layers:  # one by one: a sub-model cut out of a frozen backbone does not pass it on
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def _floats(history: keras.callbacks.History) -> dict[str, list[float]]:
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}

@@ -5,6 +5,7 @@ probabilities and the embedding → choose the categories to search → rank the
 """
 from __future__ import annotations
 
+import math
 import reprlib
 import time
 from dataclasses import dataclass, field, replace
@@ -13,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from config.settings import METRICS, SCOPES
+from config.settings import EXACT_DISTANCE, MERGE_WEIGHT, METRICS, NARROW_TAU, SCOPES
 from db.store import ProductInfo, Store
 from model.images import decode_image, to_array
 from model.inference import Network
@@ -47,6 +48,8 @@ class SearchResult:
         model_input: the preprocessed network input (size, size, 3); None like ``query``.
         embedding: the query's unit-length embedding.
         timings_ms: milliseconds per step.
+        exact_match: the product the exact-product safety net put first, from a category that was not
+            searched (None when it did not fire).
     """
 
     probabilities: list[tuple[str, float]]
@@ -60,6 +63,7 @@ class SearchResult:
     model_input: np.ndarray | None
     embedding: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
+    exact_match: Match | None = None
 
     @property
     def predicted(self) -> tuple[str, float]:
@@ -81,13 +85,17 @@ class SearchService:
         max_image_pixels: uploads larger than this are refused.
         max_k: the largest k a caller may ask for.
         tau, max_categories: confidence-aware narrowing (``tau`` 0 searches the most probable category only).
+        merge_weight: results of several categories are merged by ``d² − merge_weight · ln p(category)``.
+        exact_distance: the safety net's reach: the nearest product of the categories not searched goes first
+            when it is closer than this and than every searched result (0: off).
             The defaults are the settings' defaults.
         ann: which categories are searched through an approximate index.
     """
 
     def __init__(self, model: Network, store: Store, top_k: int = 30, metric: str = "euclidean",
                  scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
-                 tau: float = 0.9, max_categories: int = 3, ann: AnnPolicy = AnnPolicy()):
+                 tau: float = NARROW_TAU, max_categories: int = 3, merge_weight: float = MERGE_WEIGHT,
+                 exact_distance: float = EXACT_DISTANCE, ann: AnnPolicy = AnnPolicy()):
         self.model = model
         self.store = store
         self.index = VectorIndex(store, model.version, ann)
@@ -98,6 +106,8 @@ class SearchService:
         self.max_k = max_k
         self.tau = tau
         self.max_categories = max_categories
+        self.merge_weight = merge_weight
+        self.exact_distance = exact_distance
 
     def search(self, image: bytes, k: int | None = None, metric: str | None = None,
                scope: str | None = None) -> SearchResult:
@@ -143,10 +153,17 @@ class SearchService:
             probabilities = sorted(zip(self.model.categories, probs.tolist()), key=lambda item: -item[1])
             searched, rule = self._narrow(probabilities, revisions, scope)
             narrow_ms = lap()
-            matches = self._rank(embedding, searched, revisions, k, metric)
-            timings = {"preprocess": preprocess_ms, "forward_pass": forward_ms, "narrow": narrow_ms, "rank": lap()}
+            # Scope 'all' leaves the classifier out of the ranking too: distance alone.
+            weights = dict(probabilities) if scope == "category" else {}
+            matches = self._rank(embedding, weights, searched, revisions, k, metric)
+            rank_ms = lap()
+            exact = self._probe(embedding, searched, revisions, metric, matches)
+            if exact:
+                matches = [exact, *matches[:k - 1]]
+            timings = {"preprocess": preprocess_ms, "forward_pass": forward_ms, "narrow": narrow_ms, "rank": rank_ms,
+                       "safety_net": lap()}
             results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, image, image.size,
-                                        model_input, embedding, timings))
+                                        model_input, embedding, timings, exact))
         return results
 
     def check(self, k: int | None = None, metric: str | None = None,
@@ -182,12 +199,18 @@ class SearchService:
         if len(chosen) == 1 and self.tau <= 0:
             return [chosen[0][0]], f"the most probable category ({chosen[0][0]}, p = {chosen[0][1]:.3f})"
         terms = " + ".join(f"{c} {p:.3f}" for c, p in chosen)
+        merged = (f"; their results merged by d² − {self.merge_weight:g} · ln p(category)"
+                  if len(chosen) > 1 and self.merge_weight else "")
         return [c for c, _ in chosen], (f"the fewest most probable categories whose probabilities reach "
-                                        f"τ = {self.tau:g} (at most {self.max_categories}): {terms} = {total:.3f}")
+                                        f"τ = {self.tau:g} (at most {self.max_categories}): {terms} = {total:.3f}"
+                                        f"{merged}")
 
-    def _rank(self, embedding: np.ndarray, categories: list[str], revisions: dict[str, int], k: int,
-              metric: str) -> list[Match]:
-        candidates = []  # (distance, similarity, product id) from every searched category
+    def _rank(self, embedding: np.ndarray, probabilities: dict[str, float], categories: list[str],
+              revisions: dict[str, int], k: int, metric: str) -> list[Match]:
+        """The ``k`` best of the searched categories, merged by ``d² − merge_weight · ln p(category)`` (by distance
+        alone without ``probabilities``): within a category that is the distance order; across categories a less
+        probable one must fit clearly better."""
+        candidates = []  # (merge key, distance, similarity, product id) from every searched category
         products: dict[int, ProductInfo] = {}
         for category in categories:
             if category not in revisions:
@@ -195,9 +218,38 @@ class SearchService:
             matrix = self.index.matrix(category, revisions[category])
             ranked = matrix.nearest(embedding, k, metric)
             ids = matrix.product_ids[ranked.positions].tolist()
-            candidates += zip(ranked.distances.tolist(), ranked.similarities.tolist(), ids)
+            penalty = -self.merge_weight * math.log(probabilities[category]) if probabilities else 0.0
+            keys = squared_distances(ranked.distances, metric) + penalty
+            candidates += zip(keys.tolist(), ranked.distances.tolist(), ranked.similarities.tolist(), ids)
             products.update((pid, matrix.products[pid]) for pid in ids if pid in matrix.products)
         candidates.sort()
-        candidates = candidates[:k]
-        return [Match(products[pid], distance, similarity) for distance, similarity, pid in candidates
+        return [Match(products[pid], distance, similarity) for _, distance, similarity, pid in candidates[:k]
                 if pid in products]
+
+    def _probe(self, embedding: np.ndarray, searched: list[str], revisions: dict[str, int], metric: str,
+               matches: list[Match]) -> Match | None:
+        """The exact-product safety net: the nearest product of the categories not searched, when it is within
+        ``exact_distance`` and closer than the best searched result. It costs one more pass over the vectors not
+        searched (the whole catalogue at worst, through the approximate index for large categories)."""
+        if self.exact_distance <= 0:
+            return None
+        reach = self.exact_distance ** 2
+        if matches:
+            reach = min(reach, float(squared_distances(np.float32(matches[0].distance), metric)))
+        best: Match | None = None
+        for category in sorted(set(revisions) - set(searched)):
+            matrix = self.index.matrix(category, revisions[category])
+            ranked = matrix.nearest(embedding, 1, metric)
+            if not len(ranked.positions):
+                continue
+            pid = int(matrix.product_ids[ranked.positions[0]])
+            d2 = float(squared_distances(ranked.distances[:1], metric)[0])
+            if d2 < reach and pid in matrix.products:
+                reach = d2
+                best = Match(matrix.products[pid], float(ranked.distances[0]), float(ranked.similarities[0]))
+        return best
+
+
+def squared_distances(distances: np.ndarray, metric: str) -> np.ndarray:
+    """Squared Euclidean distances between unit vectors, from either metric's distances (cosine: d² = 2(1 − cos))."""
+    return distances ** 2 if metric == "euclidean" else 2.0 * distances

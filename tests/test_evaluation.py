@@ -6,6 +6,7 @@ import pytest
 from cli.main import main
 from evaluation import report
 from evaluation.instances import evaluate_instances
+from evaluation.unseen import compare_on_unseen
 from ingest.catalogue import list_catalogue
 from ingest.loader import Loader
 from search.service import SearchService
@@ -49,8 +50,14 @@ def test_relevance_mapping_counts_any_listed_category(service, fashion_slice):
 
 def test_instance_search_finds_altered_originals(service, fashion_slice):
     outcome = evaluate_instances(service, list_catalogue(fashion_slice), count=12, progress=False)
-    assert outcome.queries == 12 and set(outcome.found_at) == {1, 5, 10}
-    assert 0.5 <= outcome.found_at[5] <= outcome.found_at[10] <= 1.0
+    assert outcome.queries == 12
+    for whole in (False, True):
+        assert 0.5 <= outcome.found(1, whole) <= outcome.found(5, whole) <= outcome.found(10, whole) <= 1.0
+    held_out = set(service.model.card.training["instance_held_out"])
+    assert held_out and len(held_out) < 48  # the card names the products kept out of the instance objective
+    chosen = [f.key in held_out for f in list_catalogue(fashion_slice)]
+    assert sum(outcome.held_out) <= sum(chosen)
+    assert "| all products | 12 |" in outcome.markdown() and "safety net fired" in outcome.markdown()
 
 
 def test_evaluate_command_with_a_tau_sweep(monkeypatch, tmp_path, trained_model_path, fashion_slice):
@@ -77,3 +84,12 @@ def test_grid_command_trains_and_tests_every_combination(tmp_path, fashion_slice
     assert all(r["epochs_run"] == 2 and 0 <= r["test_accuracy"] <= 1 and r["note"] == "tiny" for r in rows)
     assert (out / "curves-small_cnn-adam-0.001.png").is_file()
     assert "| small_cnn | none | rmsprop | 0.001 |" in capsys.readouterr().out
+
+
+def test_unseen_photos_compare_the_embedding_with_the_pooled_features(trained_keras, tmp_path):
+    unseen = copy_slice(tmp_path / "unseen", SLICE_CATEGORIES, per_category=4, split="queries")
+    outcome = compare_on_unseen(trained_keras, list_catalogue(unseen), 40_000_000, count=16)
+    assert outcome.photos == 16 and set(outcome.found) == {"embedding", "backbone's pooled features"}
+    for shares in outcome.found.values():
+        assert 0.3 <= shares[1] <= shares[5] <= 1.0  # among 16 photos, chance finds 1 in 16
+    assert "| embedding |" in outcome.markdown("unseen")

@@ -7,8 +7,9 @@ import pytest
 from ingest.catalogue import list_catalogue
 from model.backbones import get_backbone, list_backbones
 from model.card import ModelCard, card_path
+from model.images import to_array
 from model.network import KerasNetwork, assemble, build_head
-from model.training import TrainConfig, load_images, train
+from model.training import TrainConfig, read_pictures, train
 from tests.conftest import DEMO_WEIGHTS
 
 
@@ -42,7 +43,8 @@ def test_missing_weights_file_is_named(tmp_path):
 
 
 def test_saved_model_gives_identical_outputs(trained_keras, trained_model_path, fashion_slice):
-    images, _, _ = load_images(list_catalogue(fashion_slice)[:8], trained_keras.input_size)
+    pictures, _, _ = read_pictures(list_catalogue(fashion_slice)[:8], trained_keras.input_size)
+    images = np.stack([to_array(p, trained_keras.input_size) for p in pictures])
     reloaded = KerasNetwork.load(trained_model_path)
     before, after = trained_keras.predict(images), reloaded.predict(images)
     np.testing.assert_array_equal(before.probabilities, after.probabilities)
@@ -53,14 +55,12 @@ def test_saved_model_gives_identical_outputs(trained_keras, trained_model_path, 
     assert len(card["onnx_sha256"]) == 64  # the ONNX export beside it, for serving
 
 
-@pytest.mark.parametrize("augment", [False, True])
-def test_short_training_run(fashion_slice, tmp_path, augment):
-    config = TrainConfig(backbone="small_cnn", weights="none", input_size=32, epochs=2, batch_size=8,
-                         validation_split=0.25, augment=augment, optimizer="rmsprop")
-    result = train(list_catalogue(fashion_slice), config, checkpoint_path=tmp_path / "best.weights.h5",
-                   progress=False)
-    assert result.epochs_run == 2 and (tmp_path / "best.weights.h5").is_file()
-    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+def test_short_training_run_of_a_backbone_without_pretrained_weights(fashion_slice):
+    config = TrainConfig(backbone="small_cnn", weights="none", input_size=32, epochs=2, views=1,
+                         validation_split=0.25, optimizer="rmsprop")
+    result = train(list_catalogue(fashion_slice), config, progress=False)
+    assert result.epochs_run == 2
+    assert set(result.history) >= {"loss", "probabilities_accuracy", "identity_cosines_loss", "val_loss"}
     assert result.model.categories == ["Backpacks", "Heels", "Sunglasses", "Watches"]
     assert result.model.version.startswith("small_cnn-")
 
@@ -70,7 +70,7 @@ def test_training_skips_unreadable_files(fashion_slice, tmp_path):
     catalogue = copy_slice(tmp_path / "c", categories=("Backpacks", "Heels"), per_category=4)
     (catalogue / "Heels" / "bad.jpg").write_bytes(b"nope")
     result = train(list_catalogue(catalogue), TrainConfig(backbone="small_cnn", weights="none", input_size=32,
-                                                          epochs=1, validation_split=0), progress=False)
+                                                          epochs=1, views=0, validation_split=0), progress=False)
     assert [path.rsplit("/", 1)[-1] for path, _ in result.rejected] == ["bad.jpg"]
 
 
@@ -79,26 +79,58 @@ def test_unknown_optimizer_is_refused(fashion_slice):
         train(list_catalogue(fashion_slice), TrainConfig(backbone="small_cnn", optimizer="sgd"), progress=False)
 
 
-def test_frozen_backbone_with_cached_augmented_copies_and_fine_tuning(fashion_slice, tmp_path):
-    config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=32, epochs=2,
-                         batch_size=16, validation_split=0.25, augment=True, augment_copies=1,
-                         fine_tune_layers=10, fine_tune_epochs=1)
-    result = train(list_catalogue(fashion_slice), config, checkpoint_path=tmp_path / "best.weights.h5",
-                   progress=False)
-    assert result.epochs_run == 3  # two head epochs, one fine-tuning epoch
-    assert (tmp_path / "best.fine-tune.weights.h5").is_file()
-    assert not result.model.network.layers[1].trainable  # the backbone is frozen again for serving
-    assert result.model.card.training["images"] == 48
+def test_pretrained_backbone_trains_head_then_top_on_cached_views(fashion_slice):
+    """The default recipe, small: views cached below the split, the head stage, then the top stage."""
+    config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=32, epochs=2, top_epochs=1,
+                         views=2, validation_split=0.25)
+    backbone = get_backbone("mobilenet_v2").create(str(DEMO_WEIGHTS), 32)
+    top_layer = backbone.get_layer("Conv_1")  # above the split: trained in the second stage
+    below = backbone.get_layer("block_1_expand")  # below the split: frozen throughout
+    result = train(list_catalogue(fashion_slice), config, progress=False)
+    trained = result.model.network.layers[1]
+    assert result.epochs_run == 3  # two head epochs, one top epoch
+    assert not np.allclose(trained.get_layer("Conv_1").get_weights()[0], top_layer.get_weights()[0])
+    np.testing.assert_array_equal(trained.get_layer("block_1_expand").get_weights()[0], below.get_weights()[0])
+    bn = trained.get_layer("Conv_1_bn")  # BatchNorm keeps the folded statistics of the offline weights
+    np.testing.assert_array_equal(bn.get_weights()[2], backbone.get_layer("Conv_1_bn").get_weights()[2])
+    assert not trained.trainable  # frozen again for serving
+    card = result.model.card.training
+    assert card["images"] == 48 and 0 < card["instance_identities"] < 36  # 12 validation images, some held out
 
 
-def test_feature_cache_is_shared_between_runs(fashion_slice):
-    from model.training import labelled_images, train_on
+def test_training_set_holds_out_products_from_the_instance_objective(fashion_slice):
+    from model.losses import NOT_AN_IDENTITY
+    from model.training import training_set
 
-    data = labelled_images(list_catalogue(fashion_slice), 32, 0.25, seed=0)
-    cache: dict = {}
-    for optimizer in ("adam", "rmsprop"):
-        train_on(data, TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=32,
-                                   epochs=1, optimizer=optimizer), progress=False, feature_cache=cache)
-    assert len(cache) == 1
-    x_train, y_train, x_val = next(iter(cache.values()))
-    assert len(x_train) == len(y_train) == 36 and len(x_val) == 12
+    data = training_set(list_catalogue(fashion_slice), TrainConfig(instance_holdout=0.5, validation_split=0.25), 32)
+    trained = data.identities != NOT_AN_IDENTITY
+    assert not trained[data.val_idx].any()  # validation pictures are not trained on at all
+    assert 0 < trained.sum() < len(data.train_idx)
+    assert sorted(data.identities[trained]) == list(range(trained.sum()))  # one identity per product
+
+
+def test_views_differ_from_the_photo_and_from_each_other(fashion_slice):
+    import random
+
+    from PIL import Image
+
+    from model.images import to_array
+    from model.views import view
+
+    photo = Image.open(sorted((fashion_slice / "Watches").glob("*.jpg"))[0]).convert("RGB")
+    rng = random.Random(0)
+    views = [to_array(view(photo, rng), 64).astype(int) for _ in range(3)]
+    original = to_array(photo, 64).astype(int)
+    assert all(np.abs(v - original).mean() > 3 for v in views)
+    assert np.abs(views[0] - views[1]).mean() > 3
+
+
+def test_cosface_counts_only_trained_identities():
+    from model.losses import NOT_AN_IDENTITY, CosFaceLoss
+
+    cosines = np.array([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5]], np.float32)
+    loss = CosFaceLoss(scale=10, margin=0.2)
+    confident = float(loss(np.array([0, 1, NOT_AN_IDENTITY]), cosines))
+    assert confident == pytest.approx(float(loss(np.array([0, 1]), cosines[:2])))
+    assert float(loss(np.array([1, 0, NOT_AN_IDENTITY]), cosines)) > confident + 5
+    assert float(loss(np.array([NOT_AN_IDENTITY] * 3), cosines)) == 0.0

@@ -11,7 +11,8 @@ import pytest
 from ingest.catalogue import list_catalogue
 from model.card import ModelCard, onnx_path
 from model.inference import INPUT_NAME, OUTPUT_NAMES, OnnxNetwork, load_network
-from model.training import load_images
+from model.images import to_array
+from model.training import read_pictures
 from search.ranking import rank
 from tests.conftest import ROOT, copy_slice
 
@@ -22,8 +23,12 @@ TOLERANCE = 1e-4
 def real_images(tmp_path_factory, trained_keras):
     """45 real photos the model never trained on (the slice's categories, from the query split)."""
     folder = copy_slice(tmp_path_factory.mktemp("queries"), per_category=12, split="queries")
-    images, _, _ = load_images(list_catalogue(folder)[:45], trained_keras.input_size)
-    return images
+    return _arrays(list_catalogue(folder)[:45], trained_keras.input_size)
+
+
+def _arrays(files, size: int) -> np.ndarray:
+    pictures, _, _ = read_pictures(files, size)
+    return np.stack([to_array(p, size) for p in pictures])
 
 
 def test_graph_has_named_input_and_outputs(trained_model):
@@ -44,7 +49,7 @@ def test_onnx_runtime_matches_keras(trained_keras, trained_model, real_images, c
 
 
 def test_both_runtimes_rank_the_same_products(trained_keras, trained_model, fashion_slice, real_images):
-    catalogue, _, _ = load_images(list_catalogue(fashion_slice), trained_keras.input_size)
+    catalogue = _arrays(list_catalogue(fashion_slice), trained_keras.input_size)
     rankings = []
     for network in (trained_keras, trained_model):
         vectors = network.predict(catalogue).embeddings

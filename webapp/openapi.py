@@ -78,6 +78,11 @@ def openapi_document() -> dict:
                     "category": {"type": "string"}, "probability": {"type": "number"}}}},
                 "searched_categories": {"type": "array", "items": {"type": "string"}},
                 "rule": {"type": "string"}, "metric": {"type": "string"}, "scope": {"type": "string"},
+                "safety_net": {"type": ["object", "null"], "description": (
+                    "set when the exact-product safety net put a product of a category that was not searched "
+                    "first: it lies within max_distance and closer than every searched product"),
+                    "properties": {"product_id": {"type": "integer"}, "category": {"type": "string"},
+                                   "distance": {"type": "number"}, "max_distance": {"type": "number"}}},
                 "weak_match": {"type": "boolean",
                                "description": "the best similarity is under min_similarity: nothing looks alike"},
                 "min_similarity": {"type": "number"},

@@ -40,6 +40,9 @@ def result_json(trace: Trace) -> dict:
         "probabilities": [{"category": c, "probability": p} for c, p in result.probabilities],
         "searched_categories": result.searched,
         "rule": result.rule,
+        "safety_net": None if result.exact_match is None else {
+            "product_id": result.exact_match.product.id, "category": result.exact_match.product.category,
+            "distance": result.exact_match.distance, "max_distance": lookalike().settings.exact_distance},
         "metric": result.metric,
         "scope": result.scope,
         "weak_match": is_weak(trace),

@@ -1,0 +1,88 @@
+"""Merging several categories' results, and the exact-product safety net, on vectors placed by hand."""
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from db.migrate import upgrade
+from db.store import NewProduct, Store
+from model.card import ModelCard
+from model.inference import Network
+from search.service import SearchService
+
+DIM = 512
+
+
+class Scripted(Network):
+    """A network that answers every picture with the same probabilities and the embedding e₀."""
+
+    def __init__(self, probabilities: dict[str, float]):
+        super().__init__(ModelCard("fake", "none", 8, "unit", list(probabilities), version="fake-1"))
+        self.probabilities = np.array(list(probabilities.values()), np.float32)
+
+    def _forward(self, batch):
+        embedding = np.zeros(DIM, np.float32)
+        embedding[0] = 1.0
+        return np.tile(self.probabilities, (len(batch), 1)), np.tile(embedding, (len(batch), 1))
+
+
+def at_distance(d: float, axis: int) -> np.ndarray:
+    """A unit vector at Euclidean distance ``d`` from e₀."""
+    vector = np.zeros(DIM, np.float32)
+    vector[0] = 1.0 - d * d / 2.0
+    vector[axis] = np.sqrt(1.0 - vector[0] ** 2)
+    return vector
+
+
+@pytest.fixture
+def catalogue(sqlite_url):
+    """Products at known distances from the query: name → (category, distance)."""
+    def build(products: dict[str, tuple[str, float]]) -> Store:
+        upgrade(sqlite_url)
+        store = Store.from_url(sqlite_url)
+        store.add_products([NewProduct(category, name, name.encode(), hashlib.sha256(name.encode()).hexdigest(),
+                                       "image/jpeg", 8, 8, {"fake-1": at_distance(d, axis + 1)})
+                            for axis, (name, (category, d)) in enumerate(products.items())])
+        return store
+    return build
+
+
+def search(store: Store, probabilities: dict[str, float], scope: str = "category", **options):
+    service = SearchService(Scripted(probabilities), store, top_k=10, **options)
+    return service.search_images([Image.new("RGB", (8, 8))], scope=scope)[0]
+
+
+@pytest.mark.parametrize("weight, order", [(0.0, ["b1", "a1", "b2"]), (0.5, ["a1", "b1", "b2"])])
+def test_a_less_probable_category_must_fit_clearly_better(catalogue, weight, order):
+    store = catalogue({"a1": ("A", 0.60), "b1": ("B", 0.55), "b2": ("B", 0.90)})
+    result = search(store, {"A": 0.6, "B": 0.4}, tau=0.9, merge_weight=weight)
+    assert result.searched == ["A", "B"]
+    assert [m.product.external_id for m in result.matches] == order
+    assert [m.distance for m in result.matches] == pytest.approx([{"a1": 0.6, "b1": 0.55, "b2": 0.9}[x]
+                                                                   for x in order], abs=1e-5)
+    assert ("merged by d² − 0.5 · ln p(category)" in result.rule) == (weight > 0)
+
+
+def test_scope_all_ranks_by_distance_alone(catalogue):
+    store = catalogue({"a1": ("A", 0.60), "b1": ("B", 0.55), "b2": ("B", 0.90)})
+    result = search(store, {"A": 0.6, "B": 0.4}, scope="all", merge_weight=0.5)
+    assert [m.product.external_id for m in result.matches] == ["b1", "a1", "b2"]
+
+
+def test_the_safety_net_puts_a_near_identical_product_of_another_category_first(catalogue):
+    store = catalogue({"a1": ("A", 0.8), "a2": ("A", 0.9), "c1": ("C", 0.05), "c2": ("C", 0.2)})
+    result = search(store, {"A": 0.95, "C": 0.05}, tau=0.9, exact_distance=0.3)
+    assert result.searched == ["A"]
+    assert [m.product.external_id for m in result.matches] == ["c1", "a1", "a2"]
+    assert result.exact_match is result.matches[0] and result.exact_match.distance == pytest.approx(0.05, abs=1e-5)
+    assert "safety_net" in result.timings_ms
+
+
+@pytest.mark.parametrize("c1_distance, reach", [(0.5, 0.3), (0.05, 0.0), (0.7, 0.9)])
+def test_the_safety_net_holds_back_when_nothing_is_near_enough(catalogue, c1_distance, reach):
+    """Too far for its reach, switched off, or within reach but not closer than the searched best."""
+    store = catalogue({"a1": ("A", 0.6), "c1": ("C", c1_distance)})
+    result = search(store, {"A": 0.95, "C": 0.05}, tau=0.9, exact_distance=reach)
+    assert result.exact_match is None
+    assert [m.product.external_id for m in result.matches] == ["a1"]
