@@ -1,9 +1,10 @@
-"""The benchmark's own logic on small inputs: machine description, verdicts, FAISS agreement (no timings)."""
+"""The benchmark's own logic on small inputs: machine description, verdicts, FAISS agreement, the decode paths (no timings)."""
 import numpy as np
 
 from bench.machine import this_machine
 from bench.ranking_bench import queries_near, unit_vectors, versus_faiss
 from bench.report import at_least, at_most, markdown
+from tests.conftest import FASHION
 
 
 def test_machine_is_read_from_cpuinfo(tmp_path):
@@ -27,3 +28,16 @@ def test_ranking_finds_the_same_top_k_as_faiss():
     vectors = unit_vectors(5_000)
     versus = versus_faiss(vectors, queries_near(vectors, 5), k=30)
     assert versus.identical == versus.queries == 5
+
+
+def test_both_upload_paths_give_the_network_the_same_picture():
+    """The decode benchmark compares like with like: a 12 MP photo, decoded at reduced scale or whole."""
+    from bench.decode_bench import full_decode, phone_photo
+    from model.images import decode_image, to_array
+
+    data = phone_photo(sorted((FASHION / "catalogue" / "Watches").glob("*.jpg"))[0])
+    decoded = decode_image(data, 40_000_000, 224)
+    assert (decoded.width, decoded.height) == (4000, 3000) and decoded.rgb.size[0] < 4000
+    reduced, full = to_array(decoded.rgb, 224), full_decode(data, 224)
+    assert reduced.shape == full.shape == (224, 224, 3)
+    assert np.abs(reduced.astype(float) - full).mean() < 4  # grey levels of 255
