@@ -56,6 +56,10 @@ def result_json(trace: Trace) -> dict:
             "similarity": m.similarity,
             "image_url": url_for("shop.product_image", product_id=m.product.id),
         } for m in result.matches],
+        "box": None if result.box is None else {"x": result.box.x, "y": result.box.y, "w": result.box.w,
+                                                 "h": result.box.h},
+        "box_source": result.box_source,
+        "image_size": {"width": result.query_size[0], "height": result.query_size[1]},
         "timings_ms": result.timings_ms,
         "review_url": url_for("review.trace", trace_id=trace.id),
     }
