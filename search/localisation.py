@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-THRESHOLD = 0.5  # of the map's peak: measured on product photos pasted on backgrounds (docs/quality.md)
+from config.settings import LOCALISE_THRESHOLD as THRESHOLD  # of the map's peak (docs/quality.md)
 MARGIN = 0.1  # of the box's side, added on each side of the crop: the map's cells are coarse
 CELL = 32  # a map cell's side once scaled up: what a cell of the 7 × 7 maps covers of a 224 px input
 

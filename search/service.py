@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from config.settings import EXACT_DISTANCE, LOCALISE_MAX_SHARE, MERGE_WEIGHT, METRICS, NARROW_TAU, SCOPES
+from config.settings import (EXACT_DISTANCE, LOCALISE_MAX_SHARE, LOCALISE_THRESHOLD, MERGE_WEIGHT, METRICS, NARROW_TAU,
+                             SCOPES)
 from db.store import ProductInfo, Store
 from model.images import decode_image, to_array
 from model.inference import Network
@@ -107,6 +108,7 @@ class SearchService:
             when it is closer than this and than every searched result (0: off).
         localise_max_share: the crop around the product's box is searched instead of the whole photo when the
             box covers at most this share of it (0: never).
+        localise_threshold: the box surrounds the largest region where the map reaches this share of its peak.
             The defaults are the settings' defaults.
         ann: which categories are searched through an approximate index.
     """
@@ -115,7 +117,7 @@ class SearchService:
                  scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
                  tau: float = NARROW_TAU, max_categories: int = 3, merge_weight: float = MERGE_WEIGHT,
                  exact_distance: float = EXACT_DISTANCE, localise_max_share: float = LOCALISE_MAX_SHARE,
-                 ann: AnnPolicy = AnnPolicy()):
+                 localise_threshold: float = LOCALISE_THRESHOLD, ann: AnnPolicy = AnnPolicy()):
         self.model = model
         self.store = store
         self.index = VectorIndex(store, model.version, ann)
@@ -129,6 +131,7 @@ class SearchService:
         self.merge_weight = merge_weight
         self.exact_distance = exact_distance
         self.localise_max_share = localise_max_share
+        self.localise_threshold = localise_threshold
 
     def search(self, image: bytes, k: int | None = None, metric: str | None = None,
                scope: str | None = None, box: Box | None = None) -> SearchResult:
@@ -192,12 +195,7 @@ class SearchService:
         timings = {"preprocess": preprocess_ms, "forward_pass": forward_ms}
         localisations: list[Localisation | None] = [None] * len(images)
         if prediction.activation_maps is not None:
-            for i, (image, activation) in enumerate(zip(images, prediction.activation_maps)):
-                if boxes[i] is None:
-                    localisations[i] = found = localise(activation, image.size)
-                    if found.box and found.box.share(image.size) <= self.localise_max_share:
-                        boxes[i], sources[i] = found.box.widened(MARGIN, image.size), LOCALISED
-                        crops[i] = boxes[i].crop(image)
+            localisations = self._localise(images, prediction.activation_maps, boxes, sources, crops)
             timings["localise"] = lap() / len(images)
             again = [i for i, source in enumerate(sources) if source == LOCALISED]
             if again:  # the crops' own pass replaces the whole photos' answers
@@ -207,7 +205,8 @@ class SearchService:
                 timings["forward_pass_crop"] = lap() / len(images)
         revisions = self.index.revisions()
         results = []
-        for i, (image, model_input, probs, embedding) in enumerate(zip(images, inputs, all_probabilities, embeddings)):
+        for i, (image, model_input, probs, embedding) in enumerate(zip(images, inputs, all_probabilities,
+                                                                        embeddings)):
             lap()
             probabilities = sorted(zip(self.model.categories, probs.tolist()), key=lambda item: -item[1])
             searched, rule = self._narrow(probabilities, revisions, scope)
@@ -224,6 +223,19 @@ class SearchService:
                                         model_input, embedding, steps, exact, boxes[i], sources[i],
                                         localisations[i], crops[i] if boxes[i] else None))
         return results
+
+    def _localise(self, images: Sequence[Image.Image], maps: np.ndarray, boxes: list[Box | None], sources: list[str],
+                  crops: list[Image.Image]) -> list[Localisation | None]:
+        """Each picture without a given box: its map's box; where that box covers at most ``localise_max_share`` of
+        the picture, the box with its margin becomes the region searched (``boxes``, ``sources`` and ``crops`` are
+        updated in place)."""
+        found: list[Localisation | None] = []
+        for i, (image, activation) in enumerate(zip(images, maps)):
+            found.append(None if boxes[i] else localise(activation, image.size, self.localise_threshold))
+            if found[i] and found[i].box and found[i].box.share(image.size) <= self.localise_max_share:
+                boxes[i], sources[i] = found[i].box.widened(MARGIN, image.size), LOCALISED
+                crops[i] = boxes[i].crop(image)
+        return found
 
     def _inputs(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.model.preprocess(np.stack([to_array(image, self.model.input_size) for image in images]))

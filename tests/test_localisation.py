@@ -4,8 +4,9 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
+from evaluation.localisation import pasted as evaluation_pasted
 from ingest.catalogue import list_catalogue
 from model.inference import ACTIVATION_MAP
 from search.localisation import THRESHOLD, Box, localise
@@ -54,15 +55,8 @@ def test_boxes_scale_widen_and_stay_inside():
 
 
 def pasted(product: Image.Image, place: tuple[int, int], seed: int) -> Image.Image:
-    """The product, cut out of its photo's white background and scaled to SIDE × SIDE px, on a CANVAS-px background
-    of smooth random colour (a wall, a floor): the product itself fills the known box."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.uniform(60, 200, (4, 4, 3)).astype(np.uint8)
-    canvas = Image.fromarray(coarse).resize((CANVAS, CANVAS), Image.Resampling.BICUBIC)
-    product = product.convert("RGB")
-    content = ImageOps.invert(product).point(lambda v: 255 if v > 24 else 0).getbbox()  # not near-white
-    canvas.paste(product.crop(content).resize((SIDE, SIDE)), place)
-    return canvas
+    """The product cut out of its white background, SIDE × SIDE px at ``place`` on a CANVAS-px smooth background."""
+    return evaluation_pasted(product, Box(*place, SIDE, SIDE), seed, side=CANVAS)
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +149,14 @@ def test_the_shoppers_box_is_searched_as_given(service, products):
 def test_a_box_outside_the_image_is_refused(service, products, box, message):
     with pytest.raises(SearchError, match=message):
         service.search(_jpeg(pasted(products[0], PLACES["centre"], 0)), box=box)
+
+
+def test_the_localisation_evaluation_scores_every_threshold(localising_model, tmp_path):
+    from evaluation.localisation import run, write
+
+    folder = copy_slice(tmp_path / "queries", per_category=1, split="queries")
+    summary = run(localising_model, list_catalogue(folder), [0.2, 0.5])
+    assert summary["pictures"] == 8 and set(summary["thresholds"]) == {"0.2", "0.5"}
+    tighter, looser = summary["thresholds"]["0.5"], summary["thresholds"]["0.2"]
+    assert tighter["median_share"] < looser["median_share"]  # a higher threshold draws a smaller box
+    assert "| 0.5 |" in write(summary, tmp_path / "out") and (tmp_path / "out" / "summary.json").is_file()
