@@ -179,6 +179,19 @@ def cmd_evaluate_unseen(args, settings: Settings) -> None:
     print("\n".join(tables), end="")
 
 
+def cmd_evaluate_localisation(args, settings: Settings) -> None:
+    """Products pasted at known places on larger backgrounds: how well each threshold's box finds them."""
+    from evaluation.localisation import run, write
+    from ingest.catalogue import list_catalogue
+    from search.bootstrap import open_network
+
+    products = [entry for _, group in itertools.groupby(list_catalogue(args.queries), key=lambda e: e.category)
+                for entry in list(group)[:args.per_category]]
+    network = open_network(settings, batch_work=True)
+    thresholds = [float(t) for t in args.thresholds.split(",")]
+    print(write(run(network, products, thresholds), args.out))
+
+
 def cmd_grid(args, settings: Settings) -> None:
     """Backbones × optimizers × learning rates, each trained and tested; results table and curves."""
     from evaluation.grid import run_grid
@@ -314,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     unseen.add_argument("--out", type=Path, required=True)
     unseen.add_argument("--count", type=int, default=500, help="photos drawn from each folder")
     unseen.set_defaults(func=cmd_evaluate_unseen)
+
+    located = sub.add_parser("evaluate-localisation", help="catalogue products pasted at known places on larger "
+                                                          "backgrounds: how well the activation map's box finds them")
+    located.add_argument("queries", type=Path, help="a folder of category folders of product photos on white")
+    located.add_argument("--out", type=Path, required=True)
+    located.add_argument("--per-category", type=int, default=2)
+    located.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7", help="shares of the map's peak")
+    located.set_defaults(func=cmd_evaluate_localisation)
 
     grid = sub.add_parser("grid", help="the thesis's comparison: backbones × optimizers × learning rates")
     grid.add_argument("catalogue", type=Path, help="training images: a folder of category folders")

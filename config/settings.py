@@ -19,6 +19,8 @@ RUNTIMES = ("onnx", "keras")
 NARROW_TAU = 0.8
 MERGE_WEIGHT = 0.2
 EXACT_DISTANCE = 0.8
+LOCALISE_MAX_SHARE = 0.0  # off: cropping to the box cost precision on every measured set (docs/quality.md)
+LOCALISE_THRESHOLD = 0.5
 
 
 def _number(environ: Mapping[str, str], name: str, default, kind=int):
@@ -79,6 +81,11 @@ class Settings:
             shown first when it is closer than this (Euclidean, unit vectors) and closer than every searched
             result, so a near-identical catalogue photo is found when the classifier picks the wrong category
             (0 turns it off).
+        localise_max_share: a search embeds the crop around the product (the box from the network's activation
+            map, search/localisation.py) instead of the whole photo when that box covers at most this share of
+            the photo; 0 turns it off (measured in docs/quality.md).
+        localise_threshold: the box is drawn around the largest region where the activation map reaches this
+            share of its peak.
         ann_min_vectors, ann_nprobe: a category with at least ``ann_min_vectors`` vectors is searched through
             an approximate FAISS IVF index scanning ``ann_nprobe`` clusters (0 turns it off; see docs/benchmarks.md).
         min_similarity: below this best-match similarity (percent) a search says plainly that nothing
@@ -114,6 +121,8 @@ class Settings:
     narrow_max_categories: int = 3
     merge_weight: float = MERGE_WEIGHT
     exact_distance: float = EXACT_DISTANCE
+    localise_max_share: float = LOCALISE_MAX_SHARE
+    localise_threshold: float = LOCALISE_THRESHOLD
     ann_min_vectors: int = 50_000
     ann_nprobe: int = 32
     min_similarity: float = 60.0
@@ -151,6 +160,8 @@ class Settings:
             narrow_max_categories=_number(env, "LOOKALIKE_NARROW_MAX_CATEGORIES", 3),
             merge_weight=_number(env, "LOOKALIKE_MERGE_WEIGHT", MERGE_WEIGHT, float),
             exact_distance=_number(env, "LOOKALIKE_EXACT_DISTANCE", EXACT_DISTANCE, float),
+            localise_max_share=_number(env, "LOOKALIKE_LOCALISE_MAX_SHARE", LOCALISE_MAX_SHARE, float),
+            localise_threshold=_number(env, "LOOKALIKE_LOCALISE_THRESHOLD", LOCALISE_THRESHOLD, float),
             ann_min_vectors=_number(env, "LOOKALIKE_ANN_MIN_VECTORS", 50_000),
             ann_nprobe=_number(env, "LOOKALIKE_ANN_NPROBE", 32),
             min_similarity=_number(env, "LOOKALIKE_MIN_SIMILARITY", 60.0, float),

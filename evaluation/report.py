@@ -98,6 +98,7 @@ def summarise(evaluation: Evaluation, catalogue_counts: Mapping[str, int], categ
         "mean_categories_searched": float(np.mean([len(r.searched) for r in evaluation.results])),
         "safety_net_fired": float(np.mean([r.exact_match is not None for r in evaluation.results])),
         "safety_net_ms_p50": float(np.median([r.timings_ms["safety_net"] for r in evaluation.results])),
+        "localised": float(np.mean([r.box_source == "localised" for r in evaluation.results])),
         "retrieval": {f"@{k}": {"precision": precision_at_k(hits, k), "recall": recall_at_k(hits, n_relevant, k),
                                 "map": map_at_k(hits, n_relevant, k)} for k in KS},
         "latency_ms_per_query": {"mean": float(latency.mean()), "p50": float(np.percentile(latency, 50)),

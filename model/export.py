@@ -2,7 +2,7 @@
 
 Keras exports the graph itself (through tf2onnx, needed only here); the graph's tensors are then renamed
 so that callers look the outputs up by name (``image`` in; ``probabilities`` and ``embedding`` out)
-instead of relying on the order tf2onnx happens to give them.
+instead of relying on the order tf2onnx happens to give them; ``model.network`` adds ``activation_map``.
 """
 from __future__ import annotations
 

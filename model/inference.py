@@ -18,18 +18,21 @@ from model.preprocessing import preprocess
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("probabilities", "embedding")
+# The predicted class's Grad-CAM over the last feature map (model.activation); graphs exported before it lack it.
+ACTIVATION_MAP = "activation_map"
 
 
 @dataclass(frozen=True)
 class Prediction:
     probabilities: np.ndarray  # (n, categories), rows sum to 1
     embeddings: np.ndarray  # (n, embedding_dim), unit length
+    activation_maps: np.ndarray | None = None  # (n, h, w), ≥ 0; None from a graph without the map
 
 
 class Network:
     """A trained network ready to serve: batched forward passes on uint8 RGB arrays.
 
-    Subclasses provide ``_forward`` (one preprocessed batch → probabilities, embeddings).
+    Subclasses provide ``_forward`` (one preprocessed batch → probabilities, embeddings, activation maps or None).
     """
 
     def __init__(self, card: ModelCard, batch_size: int = 32):
@@ -56,21 +59,23 @@ class Network:
         return self.predict_preprocessed(self.preprocess(images))
 
     def predict_preprocessed(self, inputs: np.ndarray) -> Prediction:
-        probabilities, embeddings = [], []
+        probabilities, embeddings, maps = [], [], []
         for start in range(0, len(inputs), self.batch_size):
-            p, e = self._forward(inputs[start:start + self.batch_size])
+            p, e, m = self._forward(inputs[start:start + self.batch_size])
             probabilities.append(p)
             embeddings.append(e)
+            maps.append(m)
         if not probabilities:
             return Prediction(np.zeros((0, len(self.categories)), np.float32),
                               np.zeros((0, self.card.embedding_dim), np.float32))
-        return Prediction(np.concatenate(probabilities), np.concatenate(embeddings))
+        return Prediction(np.concatenate(probabilities), np.concatenate(embeddings),
+                          None if maps[0] is None else np.concatenate(maps))
 
     def warm_up(self) -> None:
         """Run one image now, so the first shopper does not pay for the runtime's lazy set-up."""
         self.predict(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
 
-    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
 
@@ -80,10 +85,12 @@ class OnnxNetwork(Network):
     def __init__(self, session, card: ModelCard, batch_size: int = 32):
         super().__init__(card, batch_size)
         self.session = session
+        self.outputs = OUTPUT_NAMES + ((ACTIVATION_MAP,) if ACTIVATION_MAP in
+                                       {o.name for o in session.get_outputs()} else ())
 
-    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probabilities, embeddings = self.session.run(OUTPUT_NAMES, {INPUT_NAME: batch})
-        return probabilities, embeddings
+    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        probabilities, embeddings, *maps = self.session.run(self.outputs, {INPUT_NAME: batch})
+        return probabilities, embeddings, maps[0] if maps else None
 
 
 def default_threads() -> int:

@@ -1,8 +1,8 @@
 """The Lookalike network in Keras, the training runtime: a frozen backbone with one head that both
 classifies and embeds.
 
-One forward pass gives the class probabilities (softmax) and the embedding (the L2-normalised output
-of the 512-unit embedding layer). Saving writes the ``.keras`` file, its ONNX export for serving and the
+One forward pass gives the class probabilities (softmax), the embedding (the L2-normalised output
+of the 512-unit embedding layer) and, for serving, the predicted class's activation map (``model.activation``). Saving writes the ``.keras`` file, its ONNX export for serving and the
 model card (``model.card``).
 """
 from __future__ import annotations
@@ -14,9 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model.activation import localising
 from model.card import EMBEDDING_DIM, ModelCard, onnx_path
 from model.export import export_onnx
-from model.inference import Network
+from model.inference import ACTIVATION_MAP, OUTPUT_NAMES, Network
 
 
 def build_head(feature_dim: int, n_classes: int, dropout: float = 0.3) -> keras.Model:
@@ -56,12 +57,14 @@ class KerasNetwork(Network):
     def __init__(self, network: keras.Model, card: ModelCard, batch_size: int = 32):
         super().__init__(card, batch_size)
         self.network = network
-        # A traced graph instead of Model.predict: no per-call setup, so a single query is cheap too.
-        self._traced = tf.function(lambda x: network(x, training=False), reduce_retracing=True)
+        # The graph the ONNX export holds (the activation map too), traced instead of Model.predict: no per-call
+        # setup, so a single query is cheap too.
+        served = localising(network)
+        self._traced = tf.function(lambda x: served(x, training=False), reduce_retracing=True)
 
     def _forward(self, batch):
-        probabilities, embeddings = self._traced(tf.constant(batch))
-        return probabilities.numpy(), embeddings.numpy()
+        probabilities, embeddings, maps = self._traced(tf.constant(batch))
+        return probabilities.numpy(), embeddings.numpy(), maps.numpy()
 
     def pooled_features(self, images: np.ndarray) -> np.ndarray:
         """The backbone's pooled features of a uint8 batch: what the head starts from (for evaluation)."""
@@ -79,7 +82,8 @@ class KerasNetwork(Network):
 
     def export(self, path: Path) -> None:
         """(Re-)export the ONNX graph of the model saved at ``path`` and record its checksum in the card."""
-        self.card = replace(self.card, onnx_sha256=export_onnx(self.network, onnx_path(path)))
+        self.card = replace(self.card, onnx_sha256=export_onnx(localising(self.network), onnx_path(path),
+                                                               OUTPUT_NAMES + (ACTIVATION_MAP,)))
         self.card.write(path)
 
     @classmethod

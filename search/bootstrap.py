@@ -65,7 +65,8 @@ def build_service(settings: Settings, network: Network | None = None, store: Sto
     return SearchService(network, store, settings.top_k, settings.metric, settings.scope,
                          settings.max_image_pixels, tau=settings.narrow_tau,
                          max_categories=settings.narrow_max_categories, merge_weight=settings.merge_weight,
-                         exact_distance=settings.exact_distance,
+                         exact_distance=settings.exact_distance, localise_max_share=settings.localise_max_share,
+                         localise_threshold=settings.localise_threshold,
                          ann=AnnPolicy(settings.ann_min_vectors, settings.ann_nprobe))
 
 

@@ -34,7 +34,7 @@ def page():
         pytest.skip(f"no Chromium at {CHROMIUM} (make test-deps installs it)")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport={"width": 1200, "height": 900})
+        yield browser.new_page(viewport={"width": 1200, "height": 900}, has_touch=True)
         browser.close()
 
 
@@ -63,10 +63,74 @@ def test_search_by_photo_then_read_how_it_was_computed(page, live_url, fashion_s
     page.click("#review-link")
     for step in range(1, 9):
         assert page.locator(f"#step-{step}").is_visible()
+    assert "the whole photo" in page.inner_text("#searched-box")  # the web tests' service never crops by itself
+    assert "50 % of the map's peak" in page.inner_text("#step-box")
+    assert page.evaluate("document.getElementById('heatmap').naturalWidth") > 0
     assert "Backpacks" in page.inner_text("#step-3")
     assert "d = √(" in page.inner_text("#step-6")
     assert page.locator("#step-7 tbody tr").count() == 12
     page.screenshot(path=str(OUTPUT / "3-review.png"), full_page=True)
+
+
+def box_value(page) -> list[int]:
+    return [int(v) for v in page.input_value("#box-field").split(",")]
+
+
+def drag(page, selector: str, dx: float, dy: float, touch: bool = False) -> None:
+    """Drag the element's centre by (dx, dy) CSS px with the mouse, or with one finger through Chromium's input."""
+    bounds = page.locator(selector).bounding_box()
+    x, y = bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2
+    if not touch:
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + dx / 2, y + dy / 2)
+        page.mouse.move(x + dx, y + dy)
+        page.mouse.up()
+        return
+    cdp = page.context.new_cdp_session(page)
+    for kind, points in [("touchStart", [{"x": x, "y": y}]), ("touchMove", [{"x": x + dx / 2, "y": y + dy / 2}]),
+                         ("touchMove", [{"x": x + dx, "y": y + dy}]), ("touchEnd", [])]:
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+    page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")  # handled
+
+
+@pytest.mark.slow
+def test_move_the_box_and_search_that_part_again(page, live_url, fashion_slice):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    photo = sorted((fashion_slice / "Heels").glob("*.jpg"))[3]  # 60 × 80 px, shown 240 × 320
+    page.goto(live_url + "/")
+    page.set_input_files("#image", str(photo))
+    page.click("button[type=submit]")
+    page.wait_for_selector("#box-form:not([hidden])")  # the photo was kept in the browser: the box can be searched
+    assert "the whole photo" in page.inner_text("#box-source") and box_value(page) == [0, 0, 60, 80]
+
+    page.focus("#box")
+    for _ in range(10):
+        page.keyboard.press("Shift+ArrowLeft")  # 2 px of the photo a press
+    for _ in range(5):
+        page.keyboard.press("Shift+ArrowUp")
+    assert box_value(page) == [0, 0, 40, 70]
+    page.keyboard.press("ArrowRight")
+    assert box_value(page) == [2, 0, 40, 70]
+    drag(page, "#box", 40, 20)  # 10 and 5 px of the photo
+    assert box_value(page) == [12, 5, 40, 70]
+    drag(page, "#box-handle", -40, -40, touch=True)  # the corner, with a finger: 10 px narrower and lower
+    assert box_value(page) == [12, 5, 30, 60]
+    drag(page, "#box", 400, 400)  # dragged past the edge: the box stays on the photo
+    assert box_value(page) == [30, 20, 30, 60]
+    page.screenshot(path=str(OUTPUT / "5-box-moved.png"), full_page=True)
+
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results")
+    assert "your box" in page.inner_text("#box-source")
+    assert page.inner_text("#box-value") == "30,20,30,60" and box_value(page) == [30, 20, 30, 60]
+    assert page.is_visible("#box-form")  # and again, as often as the shopper likes
+    page.screenshot(path=str(OUTPUT / "6-box-results.png"), full_page=True)
+    page.click("#review-link")
+    assert "30 × 60" not in page.inner_text("#searched-box") and "x 30, y 20, w 30, h 60" in page.inner_text(
+        "#searched-box")
+    assert page.evaluate("document.getElementById('crop').naturalWidth") > 0
+    page.screenshot(path=str(OUTPUT / "7-review-box.png"), full_page=True)
 
 
 @pytest.mark.slow

@@ -268,6 +268,7 @@ PRODUCT = "<int(max=9223372036854775807):product_id>"  # ids past the database's
 PUBLIC_ROUTES = {
     ("/", "GET"), ("/search", "POST"), (f"/products/{PRODUCT}/image", "GET"),
     ("/review/<trace_id>", "GET"), ("/review/<trace_id>/upload.jpg", "GET"),
+    ("/review/<trace_id>/<any(heatmap, crop):name>.jpg", "GET"),
     ("/api/search", "POST"), (f"/api/products/{PRODUCT}", "GET"), ("/api/categories", "GET"),
     ("/healthz", "GET"), ("/api/openapi.json", "GET"), ("/static/<path:filename>", "GET"),
 }

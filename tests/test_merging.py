@@ -24,7 +24,7 @@ class Scripted(Network):
     def _forward(self, batch):
         embedding = np.zeros(DIM, np.float32)
         embedding[0] = 1.0
-        return np.tile(self.probabilities, (len(batch), 1)), np.tile(embedding, (len(batch), 1))
+        return np.tile(self.probabilities, (len(batch), 1)), np.tile(embedding, (len(batch), 1)), None
 
 
 def at_distance(d: float, axis: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.catalogue import list_catalogue
 from model.card import ModelCard, onnx_path
-from model.inference import INPUT_NAME, OUTPUT_NAMES, OnnxNetwork, load_network
+from model.inference import ACTIVATION_MAP, INPUT_NAME, OUTPUT_NAMES, OnnxNetwork, load_network
 from model.images import to_array
 from model.training import read_pictures
 from search.ranking import rank
@@ -33,7 +33,7 @@ def _arrays(files, size: int) -> np.ndarray:
 
 def test_graph_has_named_input_and_outputs(trained_model):
     assert [i.name for i in trained_model.session.get_inputs()] == [INPUT_NAME]
-    assert sorted(o.name for o in trained_model.session.get_outputs()) == sorted(OUTPUT_NAMES)
+    assert sorted(o.name for o in trained_model.session.get_outputs()) == sorted((*OUTPUT_NAMES, ACTIVATION_MAP))
     assert trained_model.session.get_inputs()[0].shape[0] not in (1, 32)  # a dynamic batch axis
 
 
@@ -45,6 +45,8 @@ def test_onnx_runtime_matches_keras(trained_keras, trained_model, real_images, c
     assert onnx.probabilities.shape == keras.probabilities.shape == (count, 4)
     assert np.abs(onnx.probabilities - keras.probabilities).max() <= TOLERANCE
     assert np.abs(onnx.embeddings - keras.embeddings).max() <= TOLERANCE
+    assert onnx.activation_maps.shape == keras.activation_maps.shape == (count, 3, 3)  # 96 px input
+    assert np.abs(onnx.activation_maps - keras.activation_maps).max() <= TOLERANCE * keras.activation_maps.max()
     assert (onnx.probabilities.argmax(1) == keras.probabilities.argmax(1)).all()
 
 
@@ -83,6 +85,25 @@ def test_export_command_gives_an_old_model_its_graph(trained_model_path, tmp_pat
     assert main(["export"]) == 0
     assert "exported model" in capsys.readouterr().out
     assert ModelCard.read(old).onnx_sha256 and load_network(old).version == card["version"]
+
+
+def test_a_graph_without_the_map_serves_without_it_until_exported_again(trained_keras, trained_model_path, tmp_path,
+                                                                       monkeypatch, real_images):
+    from cli.main import main
+    from model.export import export_onnx
+
+    old = tmp_path / "model.keras"
+    shutil.copy(trained_model_path, old)
+    card = json.loads(trained_model_path.with_suffix(".meta.json").read_text())
+    card["onnx_sha256"] = export_onnx(trained_keras.network, onnx_path(old))  # the graph exported before the map
+    old.with_suffix(".meta.json").write_text(json.dumps(card))
+    before = load_network(old).predict(real_images[:2])
+    assert before.activation_maps is None and before.embeddings.shape == (2, 512)
+    monkeypatch.setenv("LOOKALIKE_MODEL_PATH", str(old))
+    assert main(["export"]) == 0
+    after = load_network(old).predict(real_images[:2])
+    assert after.activation_maps.shape == (2, 3, 3)
+    assert np.abs(after.embeddings - before.embeddings).max() <= TOLERANCE
 
 
 def test_keras_runtime_can_be_chosen(trained_model_path):

@@ -132,3 +132,25 @@ def test_searching_stores_nothing(client, fashion_slice, web_service):
     before = web_service.store.category_counts()
     upload(client, catalogue_photo(fashion_slice, "Backpacks", 7).read_bytes())
     assert web_service.store.category_counts() == before
+
+
+def test_api_searches_the_box_it_is_given(client, fashion_slice):
+    photo = catalogue_photo(fashion_slice, "Heels")  # 60 × 80 px
+    body = upload(client, photo.read_bytes(), k="3", box="10,20,40,50").get_json()
+    assert body["box"] == {"x": 10, "y": 20, "w": 40, "h": 50} and body["box_source"] == "shopper"
+    assert body["image_size"] == {"width": 60, "height": 80}
+    whole = upload(client, photo.read_bytes(), k="3", box="0,0,60,80").get_json()
+    assert whole["results"][0]["external_id"] == photo.stem and whole["results"][0]["similarity"] > 99.9
+
+
+def test_api_refuses_a_box_it_cannot_search(client, fashion_slice):
+    data = catalogue_photo(fashion_slice, "Heels").read_bytes()  # 60 × 80 px
+    for box, message in [("10,20,30", "box must be x,y,w,h in whole pixels"), ("a,b,c,d", "box must be x,y,w,h"),
+                         ("1.5,2,3,4", "box must be x,y,w,h"), ("0,0,0,10", "w ≥ 1"), ("-1,0,10,10", "x ≥ 0"),
+                         ("0,0,61,80", "not inside the 60 × 80 px image"), ("50,70,11,10", "x + w ≤ 60"),
+                         ("0,1,60,80", "y + h ≤ 80")]:
+        response = upload(client, data, box=box)
+        assert response.status_code == 400, box
+        assert message in response.get_json()["error"], (box, response.get_json())
+    response = client.post("/api/search", json={"image_url": "http://127.0.0.1:9/x.jpg", "box": [0, 0, 5, 5]})
+    assert response.status_code == 400 and "box must be x,y,w,h" in response.get_json()["error"]

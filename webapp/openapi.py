@@ -23,6 +23,9 @@ def openapi_document() -> dict:
         "metric": {"type": "string", "enum": ["euclidean", "cosine"]},
         "scope": {"type": "string", "enum": ["category", "all"],
                   "description": "search the predicted category only, or every category"},
+        "box": {"type": "string", "pattern": "^[0-9]+,[0-9]+,[0-9]+,[0-9]+$",
+                "description": "x,y,w,h: search only this region, in pixels of the uploaded image (upright); "
+                               "without it the product is localised by the network. Outside the image: 400"},
     }
     return {
         "openapi": "3.1.0",
@@ -89,6 +92,13 @@ def openapi_document() -> dict:
                 "results": {"type": "array", "items": {**product, "properties": {
                     **product["properties"], "distance": {"type": "number"},
                     "similarity": {"type": "number", "description": "cosine × 100, clipped at 0"}}}},
+                "box": {"type": ["object", "null"], "description": (
+                    "the region that was searched, in pixels of the uploaded image (null: the whole photo)"),
+                    "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "w": {"type": "integer"},
+                                   "h": {"type": "integer"}}},
+                "box_source": {"type": "string", "enum": ["whole photo", "shopper", "localised"]},
+                "image_size": {"type": "object", "properties": {"width": {"type": "integer"},
+                                                                "height": {"type": "integer"}}},
                 "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
                 "review_url": {"type": "string", "format": "uri-reference",
                                "description": "relative to this API's address"},

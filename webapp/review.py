@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from flask import Blueprint, Response, abort, render_template
 
+from search.localisation import MARGIN
 from webapp import lookalike
 
 blueprint = Blueprint("review", __name__)
@@ -13,12 +14,24 @@ EXCERPT = 8  # values shown of each vector, and terms written out in the distanc
 
 @blueprint.get("/review/<trace_id>")
 def trace(trace_id: str):
-    return render_template("review.html", trace=_trace(trace_id), settings=lookalike().settings)
+    return render_template("review.html", trace=_trace(trace_id), settings=lookalike().settings, margin=MARGIN)
 
 
 @blueprint.get("/review/<trace_id>/upload.jpg")
 def upload(trace_id: str):
-    response = Response(_trace(trace_id).thumbnail, mimetype="image/jpeg")
+    return _private_jpeg(_trace(trace_id).thumbnail)
+
+
+@blueprint.get("/review/<trace_id>/<any(heatmap, crop):name>.jpg")
+def picture(trace_id: str, name: str):
+    found = _trace(trace_id).pictures.get(name)
+    if found is None:
+        abort(404, description=f"this search has no {name} picture")
+    return _private_jpeg(found)
+
+
+def _private_jpeg(data: bytes) -> Response:
+    response = Response(data, mimetype="image/jpeg")
     response.cache_control.private = True
     response.cache_control.no_store = True
     return response
@@ -46,6 +59,7 @@ def explain(result, best_vector: np.ndarray | None) -> dict:
         "embedding_norm": float(np.linalg.norm(q)),
         "embedding_excerpt": _excerpt(q),
         "best_vector": None,
+        "localisation": _localisation(result),
     }
     if best_vector is not None and result.matches:
         diff = q - best_vector
@@ -61,6 +75,21 @@ def explain(result, best_vector: np.ndarray | None) -> dict:
             "cosine": float(q @ best_vector / (np.linalg.norm(q) * np.linalg.norm(best_vector))),
         }
     return steps
+
+
+def _localisation(result) -> dict | None:
+    """The map's size and peak, the threshold, the map's box and the box searched, with their shares of the photo."""
+    found = result.localisation
+    if found is None:
+        return None
+    row, col = np.unravel_index(int(np.argmax(found.heat)), found.heat.shape)
+    return {
+        "map_shape": found.heat.shape,
+        "peak_cell": (int(row), int(col)),
+        "threshold": found.threshold,
+        "box": found.box,
+        "box_share": found.box.share(result.query_size) if found.box else None,
+    }
 
 
 def _excerpt(vector: np.ndarray) -> str:

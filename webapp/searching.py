@@ -1,15 +1,12 @@
 """One search as the web app runs it: search, keep the trace for the reviewer, shape the JSON answer."""
 from __future__ import annotations
 
-import io
-
 from flask import url_for
 
 from webapp import lookalike
+from webapp.pictures import figures, jpeg
 from webapp.review import explain
 from webapp.traces import Trace
-
-THUMBNAIL_SIDE = 480
 
 
 def search_and_trace(image: bytes, params: dict) -> Trace:
@@ -19,11 +16,7 @@ def search_and_trace(image: bytes, params: dict) -> Trace:
     result = service.search(image, **params)
     best_vector = (service.store.vector(result.matches[0].product.id, service.model.version)
                    if result.matches else None)
-    thumbnail = result.query.copy()
-    thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    buffer = io.BytesIO()
-    thumbnail.save(buffer, "JPEG", quality=85)
-    return state.traces.put(result, buffer.getvalue(), explain(result, best_vector))
+    return state.traces.put(result, jpeg(result.query), explain(result, best_vector), figures(result))
 
 
 def is_weak(trace: Trace) -> bool:
@@ -56,6 +49,10 @@ def result_json(trace: Trace) -> dict:
             "similarity": m.similarity,
             "image_url": url_for("shop.product_image", product_id=m.product.id),
         } for m in result.matches],
+        "box": None if result.box is None else {"x": result.box.x, "y": result.box.y, "w": result.box.w,
+                                                 "h": result.box.h},
+        "box_source": result.box_source,
+        "image_size": {"width": result.query_size[0], "height": result.query_size[1]},
         "timings_ms": result.timings_ms,
         "review_url": url_for("review.trace", trace_id=trace.id),
     }

@@ -1,7 +1,8 @@
 """Recent searches kept in memory for the reviewer page, each for a limited time; never on disk.
 
-A trace keeps only what the pages show: the result without its pixels, a small re-encoded thumbnail and the
-numbers of each step. The store is bounded by bytes, so searches with huge pictures cannot fill the memory.
+A trace keeps only what the pages show: the result without its pixels, a small re-encoded thumbnail (and the
+activation map over it, and the crop that was embedded) and the numbers of each step. The store is bounded by
+bytes, so searches with huge pictures cannot fill the memory.
 """
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ class Trace:
     result: SearchResult  # without its pixels (``SearchResult.without_pixels``)
     thumbnail: bytes  # the upload, re-encoded small, for the pages only
     steps: dict  # the numbers of each step, as the reviewer page prints them (``webapp.review.explain``)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # ``webapp.pictures.figures``, JPEG
     created: float = field(default_factory=time.time)
 
     @property
     def size(self) -> int:
         """About how many bytes the trace holds."""
-        return (BASE_BYTES + len(self.thumbnail) + self.result.embedding.nbytes
+        return (BASE_BYTES + len(self.thumbnail) + sum(map(len, self.pictures.values())) + self.result.embedding.nbytes
                 + MATCH_BYTES * len(self.result.matches))
 
 
@@ -48,8 +50,9 @@ class TraceStore:
         self._traces: OrderedDict[str, Trace] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, result: SearchResult, thumbnail: bytes, steps: dict) -> Trace:
-        trace = Trace(secrets.token_urlsafe(12), result.without_pixels(), thumbnail, steps)
+    def put(self, result: SearchResult, thumbnail: bytes, steps: dict,
+            pictures: dict[str, bytes] | None = None) -> Trace:
+        trace = Trace(secrets.token_urlsafe(12), result.without_pixels(), thumbnail, steps, pictures or {})
         with self._lock:
             self._expire()
             self._traces[trace.id] = trace

@@ -14,12 +14,14 @@ from flask import Request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from search.localisation import Box
 from search.service import SearchError
 
-SEARCH_PARAMETERS = ("k", "metric", "scope")
+SEARCH_PARAMETERS = ("k", "metric", "scope", "box")
 # ASCII digits only: int() would also take '١٢', '1_0', ' 7 ' and, from JSON, true and 2.0. (30 digits are far past
 # any k: a longer string is no number a client meant.)
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,30}")
+BOX = re.compile(r"(-?[0-9]{1,9}),(-?[0-9]{1,9}),(-?[0-9]{1,9}),(-?[0-9]{1,9})")
 
 
 class UploadError(Exception):
@@ -83,10 +85,11 @@ def _not_json(constant: str):
 
 
 def search_parameters(values: Mapping[str, Any], allowed: tuple[str, ...] = SEARCH_PARAMETERS) -> dict:
-    """``k``, ``metric`` and ``scope`` from form values or a JSON object (the same rules for both).
+    """``k``, ``metric``, ``scope`` and ``box`` from form values or a JSON object (the same rules for both).
 
-    Anything else is refused, as are a ``k`` that is not a whole number written in ASCII digits and a
-    ``metric`` or ``scope`` that is not a string.
+    Anything else is refused, as are a ``k`` that is not a whole number written in ASCII digits, a
+    ``metric`` or ``scope`` that is not a string, and a ``box`` that is not ``x,y,w,h`` in whole pixels (its
+    range is checked against the image, once decoded).
     """
     unknown = sorted(set(values) - set(allowed))
     if unknown:
@@ -107,4 +110,11 @@ def search_parameters(values: Mapping[str, Any], allowed: tuple[str, ...] = SEAR
         if not isinstance(value, str):
             raise SearchError(f"{name} must be a string, got {reprlib.repr(value)}")
         params[name] = value
+    box = values.get("box")
+    if box not in (None, ""):
+        match = BOX.fullmatch(box) if isinstance(box, str) else None
+        if match is None:
+            raise SearchError(f"box must be x,y,w,h in whole pixels of the image (e.g. 10,20,300,400), "
+                              f"got {reprlib.repr(box)}")
+        params["box"] = Box(*map(int, match.groups()))
     return params

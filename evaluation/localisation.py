@@ -1,0 +1,76 @@
+"""How well the activation map's box finds a product whose place is known: catalogue products cut out of their white
+background and pasted on a larger background (plain, or smooth random colour like a wall or a floor) at a random
+place and size; the box of each threshold against the pasted rectangle (IoU)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ingest.catalogue import CatalogueFile
+from model.images import to_array
+from model.inference import Network
+from search.localisation import Box, localise
+
+CANVAS = 480
+WHITE = 24  # a pixel this close to white is the catalogue photo's background
+
+
+def cut_out(product: Image.Image) -> Image.Image:
+    """The product without its photo's white margins."""
+    product = product.convert("RGB")
+    return product.crop(ImageOps.invert(product).point(lambda v: 255 if v > WHITE else 0).getbbox())
+
+
+def background(seed: int, plain: bool, side: int = CANVAS) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    if plain:
+        return Image.new("RGB", (side, side), tuple(int(v) for v in rng.integers(40, 220, 3)))
+    return Image.fromarray(rng.uniform(60, 200, (4, 4, 3)).astype(np.uint8)).resize((side, side),
+                                                                                   Image.Resampling.BICUBIC)
+
+
+def pasted(product: Image.Image, box: Box, seed: int, plain: bool = False, side: int = CANVAS) -> Image.Image:
+    """``product`` cut out and scaled to fill ``box`` on a ``side``-px background."""
+    canvas = background(seed, plain, side)
+    canvas.paste(cut_out(product).resize((box.w, box.h)), (box.x, box.y))
+    return canvas
+
+
+def run(network: Network, products: Sequence[CatalogueFile], thresholds: Sequence[float], seed: int = 0) -> dict:
+    """Each product pasted twice (a plain and a smooth background), a third to a half of the canvas high; the IoU of
+    each threshold's box with it."""
+    rng = np.random.default_rng(seed)
+    canvases, truths = [], []
+    for i, entry in enumerate(products):
+        for plain in (True, False):
+            h = int(rng.integers(CANVAS // 3, CANVAS // 2))
+            w = int(h * rng.uniform(0.6, 1.0))
+            truth = Box(int(rng.integers(0, CANVAS - w)), int(rng.integers(0, CANVAS - h)), w, h)
+            canvases.append(pasted(Image.open(entry.path), truth, seed + i, plain))
+            truths.append(truth)
+    maps = network.predict(np.stack([to_array(c, network.input_size) for c in canvases])).activation_maps
+    if maps is None:
+        raise ValueError("this model's ONNX graph has no activation map: run 'lookalike export' first")
+    rows = {}
+    for threshold in thresholds:
+        boxes = [localise(m, (CANVAS, CANVAS), threshold).box for m in maps]
+        ious = np.array([box.iou(truth) if box else 0.0 for box, truth in zip(boxes, truths)])
+        rows[f"{threshold:g}"] = {"median_iou": float(np.median(ious)), "iou_at_least_0.5": float((ious >= 0.5).mean()),
+                                  "median_share": float(np.median([b.share((CANVAS, CANVAS)) if b else 0 for b in boxes]))}
+    return {"pictures": len(canvases), "thresholds": rows}
+
+
+def write(summary: dict, out: Path) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [f"{summary['pictures']} pasted products", "",
+             "| threshold | median IoU | IoU ≥ 0.5 | median box share |", "|---|---|---|---|"]
+    lines += [f"| {t} | {r['median_iou']:.2f} | {r['iou_at_least_0.5']:.0%} | {r['median_share']:.0%} |"
+              for t, r in summary["thresholds"].items()]
+    table = "\n".join(lines)
+    (out / "summary.md").write_text(table + "\n")
+    return table
