@@ -154,13 +154,16 @@ class SearchService:
         [result] = self.search_images([rgb], k, metric, scope,
                                       [None if box is None else box.scaled(*to_rgb, rgb.size)])
         result.query_size = size
+
+        def to_upload(found: Box) -> Box:
+            return found.scaled(1 / to_rgb[0], 1 / to_rgb[1], size)
+
         if box is not None:
             result.box = box
         elif result.box is not None:
-            result.box = result.box.scaled(1 / to_rgb[0], 1 / to_rgb[1], size)
+            result.box = to_upload(result.box)
         if result.localisation and result.localisation.box:
-            result.localisation = replace(result.localisation,
-                                          box=result.localisation.box.scaled(1 / to_rgb[0], 1 / to_rgb[1], size))
+            result.localisation = replace(result.localisation, box=to_upload(result.localisation.box))
         result.timings_ms = {"decode": decode_ms, **result.timings_ms}
         return result
 
@@ -312,7 +315,7 @@ class SearchService:
             return None
         reach = self.exact_distance ** 2
         if matches:
-            reach = min(reach, float(squared_distances(np.float32(matches[0].distance), metric)))
+            reach = min(reach, float(squared_distances(np.array([matches[0].distance], np.float32), metric)[0]))
         best: Match | None = None
         for category in sorted(set(revisions) - set(searched)):
             matrix = self.index.matrix(category, revisions[category])
