@@ -6,11 +6,11 @@ import time
 
 from sqlalchemy import insert, select
 
+from catalogue.folder import CatalogueFile
 from db.schema import Category, Feature, Product
 from db.store import Store, encode_vector
-from ingest.catalogue import CatalogueFile
+from images.decoding import decode_image, to_array
 from ingest.loader import Loader
-from model.images import decode_image, to_array
 from model.inference import Network
 from model.network import KerasNetwork
 

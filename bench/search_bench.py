@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from db.schema import Category, Feature, Product
 from db.store import Store
-from model.images import decode_image, to_array
+from images.decoding import decode_image, to_array
 from model.network import KerasNetwork
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,9 +13,9 @@ from config import Settings
 
 
 def cmd_ingest(args, settings: Settings) -> None:
-    from ingest.catalogue import list_catalogue, load_metadata
+    from bootstrap import adopt_served_model, open_networks, open_store
+    from catalogue.folder import list_catalogue, load_metadata
     from ingest.loader import Loader
-    from search.bootstrap import adopt_served_model, open_networks, open_store
 
     files = list_catalogue(args.catalogue, args.category)
     metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
@@ -48,7 +48,7 @@ def _sync(store, categories: list[str], hashes: set[str], delete: bool) -> None:
 
 
 def cmd_products_list(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
+    from bootstrap import open_store
 
     products = open_store(settings).list_products(args.category, args.after, args.limit)
     print(f"{'id':>8}  {'external id':<16} {'category':<20} metadata")
@@ -60,8 +60,8 @@ def cmd_products_list(args, settings: Settings) -> None:
 
 
 def cmd_products_show(args, settings: Settings) -> None:
+    from bootstrap import open_store
     from db.registry import ModelRegistry
-    from search.bootstrap import open_store
 
     store = open_store(settings)
     detail = store.product_detail(args.id)
@@ -78,7 +78,7 @@ def cmd_products_show(args, settings: Settings) -> None:
 
 
 def cmd_products_delete(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
+    from bootstrap import open_store
 
     ids = list(args.ids)
     if args.file:
@@ -99,15 +99,15 @@ def cmd_products_delete(args, settings: Settings) -> None:
 
 
 def cmd_categories_list(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
+    from bootstrap import open_store
 
     for name, count in open_store(settings).category_counts().items():
         print(f"{count:>7}  {name}")
 
 
 def cmd_categories_show(args, settings: Settings) -> None:
+    from bootstrap import open_store
     from db.registry import ModelRegistry
-    from search.bootstrap import open_store
 
     store = open_store(settings)
     detail = store.category_detail(args.name)
@@ -120,7 +120,7 @@ def cmd_categories_show(args, settings: Settings) -> None:
 
 
 def cmd_categories_delete(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
+    from bootstrap import open_store
 
     store = open_store(settings)
     if not args.yes:
@@ -130,7 +130,7 @@ def cmd_categories_delete(args, settings: Settings) -> None:
 
 
 def cmd_categories_rename(args, settings: Settings) -> None:
-    from search.bootstrap import adopt_served_model, open_store
+    from bootstrap import adopt_served_model, open_store
 
     store = open_store(settings)
     adopt_served_model(settings, store)  # so the served model's predictions follow the new name

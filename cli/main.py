@@ -39,7 +39,7 @@ def _engine(settings: Settings):
 
 
 def cmd_train(args, settings: Settings) -> None:
-    from ingest.catalogue import list_catalogue, relabel
+    from catalogue.folder import list_catalogue, relabel
     from model.training import TrainConfig
 
     chosen = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
@@ -81,7 +81,7 @@ def cmd_export(args, settings: Settings) -> None:
 
 
 def cmd_search(args, settings: Settings) -> None:
-    from search.bootstrap import build_service
+    from bootstrap import build_service
 
     service = build_service(settings)
     print(format_result(service.search(Path(args.image).read_bytes(), args.k, args.metric, args.scope)))
@@ -116,9 +116,9 @@ def cmd_evaluate(args, settings: Settings) -> None:
     """Search labelled queries against the ingested catalogue and write the report (or a τ sweep)."""
     from dataclasses import replace
 
+    from bootstrap import build_service, open_network, open_store
+    from catalogue.folder import list_catalogue
     from evaluation import report
-    from ingest.catalogue import list_catalogue
-    from search.bootstrap import build_service, open_network, open_store
 
     queries = list_catalogue(args.queries)
     relevance = report.load_relevance(args.relevance)
@@ -154,9 +154,9 @@ def cmd_evaluate(args, settings: Settings) -> None:
 
 
 def cmd_evaluate_instances(args, settings: Settings) -> None:
+    from bootstrap import build_service, open_network
+    from catalogue.folder import list_catalogue
     from evaluation.instances import evaluate_instances
-    from ingest.catalogue import list_catalogue
-    from search.bootstrap import build_service, open_network
 
     outcome = evaluate_instances(build_service(settings, open_network(settings, batch_work=True)),
                                  list_catalogue(args.catalogue), args.count)
@@ -167,8 +167,8 @@ def cmd_evaluate_instances(args, settings: Settings) -> None:
 
 def cmd_evaluate_unseen(args, settings: Settings) -> None:
     """The embedding against the backbone's pooled features, on photos the model never saw (Keras: needs both)."""
+    from catalogue.folder import list_catalogue
     from evaluation.unseen import compare_on_unseen
-    from ingest.catalogue import list_catalogue
     from model.network import KerasNetwork
 
     network = KerasNetwork.load(settings.resolved_model_path, settings.batch_size)
@@ -181,9 +181,9 @@ def cmd_evaluate_unseen(args, settings: Settings) -> None:
 
 def cmd_evaluate_localisation(args, settings: Settings) -> None:
     """Products pasted at known places on larger backgrounds: how well each threshold's box finds them."""
+    from bootstrap import open_network
+    from catalogue.folder import list_catalogue
     from evaluation.localisation import run, write
-    from ingest.catalogue import list_catalogue
-    from search.bootstrap import open_network
 
     products = [entry for _, group in itertools.groupby(list_catalogue(args.queries), key=lambda e: e.category)
                 for entry in list(group)[:args.per_category]]
@@ -194,8 +194,8 @@ def cmd_evaluate_localisation(args, settings: Settings) -> None:
 
 def cmd_grid(args, settings: Settings) -> None:
     """Backbones × optimizers × learning rates, each trained and tested; results table and curves."""
+    from catalogue.folder import list_catalogue
     from evaluation.grid import run_grid
-    from ingest.catalogue import list_catalogue
     from model.training import TrainConfig
 
     wanted = set(args.categories.split(",")) if args.categories else None
@@ -222,11 +222,11 @@ def cmd_grid(args, settings: Settings) -> None:
 
 def cmd_demo(args, settings: Settings) -> None:
     """Set up the embedded demo from the committed assets: schema, model, catalogue, one search."""
+    from bootstrap import build_service
+    from catalogue.folder import list_catalogue, load_metadata
     from db.migrate import upgrade
-    from ingest.catalogue import list_catalogue, load_metadata
     from ingest.loader import Loader
     from model.training import TrainConfig
-    from search.bootstrap import build_service
 
     offline = settings.demo_backbone == "mobilenet_v2"
     print(f"Lookalike demo: backbone {settings.demo_backbone}, "

@@ -13,8 +13,8 @@ from config import Settings
 
 
 def _registry(settings: Settings):
+    from bootstrap import adopt_served_model, open_store
     from db.registry import ModelRegistry
-    from search.bootstrap import adopt_served_model, open_store
 
     store = open_store(settings)
     adopt_served_model(settings, store)
@@ -86,8 +86,8 @@ def cmd_models_prune(args, settings: Settings) -> None:
 
 def cmd_reembed(args, settings: Settings) -> None:
     """Give every product a vector of every registered model (the served one first); nothing is deleted."""
+    from bootstrap import open_network, open_networks
     from ingest.loader import Loader
-    from search.bootstrap import open_network, open_networks
 
     registry = _registry(settings)
     if args.version:

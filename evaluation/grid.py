@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ingest.catalogue import CatalogueFile
+from catalogue.folder import CatalogueFile
+from images.decoding import to_array
 from model.backbones import get_backbone
-from model.images import to_array
 from model.training import TrainConfig, read_pictures, train
 
 

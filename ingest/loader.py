@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from catalogue.folder import CatalogueFile, ahead
 from db.store import NewProduct, Store
-from ingest.catalogue import CatalogueFile, ahead
-from model.images import ImageError, decode_image, to_array
+from images.decoding import ImageError, decode_image, to_array
 from model.inference import Network
 
 

@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
+from catalogue.folder import list_catalogue, load_metadata
 from db.store import Store
-from ingest.catalogue import list_catalogue, load_metadata
 from ingest.loader import Loader
 from tests.conftest import FASHION, SHARED, copy_slice
 from tests.images import encode, gradient

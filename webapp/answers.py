@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import url_for
 
-from webapp import lookalike
 from webapp.pictures import figures, jpeg
 from webapp.review import explain
+from webapp.state import lookalike
 from webapp.traces import Trace
 
 

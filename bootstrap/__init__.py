@@ -1,7 +1,8 @@
-"""Building a process's long-lived objects from the settings, in one place.
+"""Building a process's long-lived objects from the settings, in one place (the composition root).
 
 The command line, the web app, the evaluation and the benchmarks all start here, so a store, a network
-and a search service are built the same way everywhere, and once per process.
+and a search service are built the same way everywhere, and once per process. It sits above the packages it
+wires together (``db``, ``model``, ``search``), so none of them needs to know how the others are built.
 """
 from __future__ import annotations
 
