@@ -1,4 +1,4 @@
-"""Benchmark 7: the upload path for a large phone photo, decoded at reduced scale against a full decode."""
+"""The upload path for a large phone photo, decoded at reduced scale against a full decode."""
 from __future__ import annotations
 
 import io

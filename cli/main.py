@@ -210,7 +210,7 @@ def cmd_grid(args, settings: Settings) -> None:
         return chosen
 
     backbones = [tuple(item.split(":", 1)) if ":" in item else (item, "imagenet") for item in args.backbones.split(",")]
-    # The thesis's protocol: a validation share chooses each run's best epoch.
+    # A validation share chooses each run's best epoch, so the runs are compared at their best.
     base = TrainConfig(input_size=args.input_size, epochs=args.epochs, patience=args.patience,
                        validation_split=args.validation_split, batch_size=settings.batch_size)
     runs = run_grid(subset(args.catalogue, args.per_category), subset(args.test, 0), base, backbones,
@@ -222,10 +222,9 @@ def cmd_grid(args, settings: Settings) -> None:
 
 def cmd_demo(args, settings: Settings) -> None:
     """Set up the embedded demo from the committed assets: schema, model, catalogue, one search."""
-    from bootstrap import build_service
+    from bootstrap import build_loader, build_service
     from catalogue.folder import list_catalogue, load_metadata
     from db.migrate import upgrade
-    from ingest.loader import Loader
     from model.training import TrainConfig
 
     offline = settings.demo_backbone == "mobilenet_v2"
@@ -242,7 +241,7 @@ def cmd_demo(args, settings: Settings) -> None:
         train_and_save(files, TrainConfig(backbone=settings.demo_backbone, weights=weights,
                                           batch_size=settings.batch_size), model_path)
     service = build_service(settings)
-    print(Loader(service.model, service.store, settings.batch_size, settings.max_image_pixels)
+    print(build_loader(settings, service.store, [service.model])
           .ingest(files, load_metadata(DEMO_DIR / "products.csv", files)).summary())
     query = sorted((DEMO_DIR / "queries").rglob("*.jpg"))[0]
     print(f"\nsearching with {query.relative_to(DEMO_DIR)} (k=5):")
@@ -336,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     located.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7", help="shares of the map's peak")
     located.set_defaults(func=cmd_evaluate_localisation)
 
-    grid = sub.add_parser("grid", help="the thesis's comparison: backbones × optimizers × learning rates")
+    grid = sub.add_parser("grid", help="the model comparison: backbones × optimizers × learning rates")
     grid.add_argument("catalogue", type=Path, help="training images: a folder of category folders")
     grid.add_argument("--test", type=Path, required=True, help="labelled test images, same categories")
     grid.add_argument("--out", type=Path, required=True)

@@ -1,4 +1,4 @@
-"""The thesis's model comparison: backbones × optimizers × learning rates, trained and tested alike.
+"""The model comparison: backbones × optimizers × learning rates, trained and tested alike.
 
 Every run trains with the default recipe (``model.training``) apart from what the grid varies, keeps its
 best epoch by validation loss, and is tested on a separate labelled folder.

@@ -149,11 +149,9 @@ def _train(settings: Settings, registry: ModelRegistry, files, out: Path, option
 
 
 def _embed(settings: Settings, store: Store, version: str) -> None:
-    from bootstrap import open_network
-    from ingest.loader import Loader
+    from bootstrap import build_loader, open_network
 
-    network = open_network(settings, True, store, version)
-    Loader(network, store, settings.batch_size, settings.max_image_pixels).reembed()
+    build_loader(settings, store, [open_network(settings, True, store, version)]).reembed()
 
 
 def write_report(run: Run, out: Path) -> None:

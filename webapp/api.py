@@ -34,7 +34,7 @@ def product(product_id: int):
     if found is None:
         abort(404, description=f"no product {product_id}")
     return jsonify({"product_id": found.id, "external_id": found.external_id, "category": found.category,
-                    "metadata": found.attributes, "width": found.width, "height": found.height,
+                    "metadata": found.metadata, "width": found.width, "height": found.height,
                     "image_url": url_for("shop.product_image", product_id=found.id)})
 
 
