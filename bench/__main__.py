@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--output FILE]``: the speed figures, each beside its baseline.
 
-Everything is measured in this one run, on this machine: a throwaway MariaDB/MySQL server (``db.throwaway``),
+Everything is measured in this one run, on this machine: a throwaway MariaDB/MySQL server (``throwaway.mysql``),
 the served model trained here on the shared fashion catalogue and run by ONNX Runtime (TensorFlow beside it
 as the baseline), gunicorn serving the app on loopback.
 """
@@ -30,12 +30,12 @@ from catalogue.folder import CatalogueFile, list_catalogue
 from config import Settings
 from db.schema import Feature
 from db.store import Store
-from db.throwaway import mysql_server
 from images.decoding import decode_image, to_array
 from model.card import onnx_path
 from model.inference import default_threads, load_network
 from model.network import KerasNetwork
 from search.ann import AnnPolicy
+from throwaway.mysql import mysql_server
 
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR") or ROOT.parent / "shared")
 BATCH = 32  # the loader's default batch (Settings.batch_size)

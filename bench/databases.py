@@ -1,11 +1,11 @@
-"""Throwaway MySQL databases for the benchmarks, on the server ``db.throwaway`` finds or starts."""
+"""Throwaway MySQL databases for the benchmarks, on the server ``throwaway.mysql`` finds or starts."""
 from __future__ import annotations
 
 import psutil
 from sqlalchemy import create_engine, make_url, text
 
 from db.migrate import upgrade
-from db.throwaway import MYSQL_URL_OPTIONS
+from throwaway.mysql import MYSQL_URL_OPTIONS
 
 
 def fresh_database(server_url: str, name: str) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from db.migrate import upgrade
 from db.store import Store
-from db.throwaway import MYSQL_URL_OPTIONS, NoServer, mysql_server
+from throwaway.mysql import MYSQL_URL_OPTIONS, NoServer, mysql_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR") or ROOT.parent / "shared")

@@ -22,10 +22,10 @@ from catalogue.folder import list_catalogue
 from config import Settings
 from db.migrate import upgrade
 from db.store import Store
-from db.throwaway import MYSQL_URL_OPTIONS, local_server
 from ingest.loader import Loader
 from search.service import SearchService
 from tests.conftest import required
+from throwaway.mysql import MYSQL_URL_OPTIONS, local_server
 from webapp import create_app
 
 # The production timeouts (db/store.py: 5 s to connect, 30 s per read) shortened to keep the frozen case short.
