@@ -15,7 +15,7 @@ demo: install
 test: install-dev test-deps
 	$(BIN)/python -m pytest
 
-## bench: measure every figure of issue 5 against its baseline (under 15 minutes); writes docs/benchmarks.md
+## bench: measure every speed figure against its baseline (under 15 minutes); writes docs/benchmarks.md
 bench: install-dev test-deps
 	$(BIN)/python -m bench
 

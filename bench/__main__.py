@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--output FILE]``: the speed figures, each beside its baseline.
 
-Everything is measured in this one run, on this machine: a throwaway MariaDB/MySQL server (``tests.mysqld``),
+Everything is measured in this one run, on this machine: a throwaway MariaDB/MySQL server (``throwaway.mysql``),
 the served model trained here on the shared fashion catalogue and run by ONNX Runtime (TensorFlow beside it
 as the baseline), gunicorn serving the app on loopback.
 """
@@ -26,16 +26,16 @@ from bench.databases import fresh_database, server_process
 from bench.machine import Machine, this_machine
 from bench.report import Row, at_least, at_most, markdown
 from bench.served import ROOT, train_served_model
+from catalogue.folder import CatalogueFile, list_catalogue
 from config import Settings
 from db.schema import Feature
 from db.store import Store
-from ingest.catalogue import CatalogueFile, list_catalogue
+from images.decoding import decode_image, to_array
 from model.card import onnx_path
-from model.images import decode_image, to_array
 from model.inference import default_threads, load_network
 from model.network import KerasNetwork
 from search.ann import AnnPolicy
-from tests.mysqld import mysql_server
+from throwaway.mysql import mysql_server
 
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR") or ROOT.parent / "shared")
 BATCH = 32  # the loader's default batch (Settings.batch_size)
@@ -48,9 +48,9 @@ class Sizes:
     categories: int  # 0 = all
     per_category: int  # catalogue images per category to ingest, 0 = all
     train_per_category: int
-    seeds_images: int  # the per-image baseline runs on this many images (it is slow)
+    per_image_images: int  # the per-image baseline runs on this many images (it is slow)
     queries: int
-    thesis_queries: int
+    baseline_queries: int
     load_seconds: float
     throughput_images: int
     ranking_vectors: int
@@ -153,9 +153,10 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
         say(f"2. ingest {len(files)} images into MySQL")
         url = fresh_database(server, "bench_lookalike")
         loader = ingest_bench.loader_rate(load_network(model_path, "onnx", batch_size=BATCH), url, files, BATCH)
-        seeds_files = _evenly(files, sizes.seeds_images)
-        say(f"   one predict + one INSERT per image on {len(seeds_files)} images")
-        seeds = ingest_bench.seeds_rate(keras_model, fresh_database(server, "bench_seeds"), seeds_files)
+        per_image_files = _evenly(files, sizes.per_image_images)
+        say(f"   one predict + one INSERT per image on {len(per_image_files)} images")
+        per_image = ingest_bench.per_image_baseline_rate(keras_model, fresh_database(server, "bench_per_image"),
+                                                         per_image_files)
         rows.append(at_least(f"2. ingest {len(files)} JPEGs → MySQL (loader, batch {BATCH})", f"{loader:.1f} img/s",
                              f"bare model, batch {BATCH}: {rates[BATCH]:.1f} img/s", loader / rates[BATCH], 0.9,
                              "≥ 0.9× bare batched model",
@@ -163,8 +164,8 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                              f"time from the network's own threads on {machine.cores} cores, although the stages "
                              "overlap."))
         rows.append(at_least("2. ingest, against one predict + one INSERT per image", f"{loader:.1f} img/s",
-                             f"Keras predict + INSERT + commit per image, on {len(seeds_files)} images: "
-                             f"{seeds:.1f} img/s", loader / seeds, 10.0, "≥ 10×",
+                             f"Keras predict + INSERT + commit per image, on {len(per_image_files)} images: "
+                             f"{per_image:.1f} img/s", loader / per_image, 10.0, "≥ 10×",
                              "the per-image way is bound by the same network: per image it costs one Keras predict "
                              f"({_ms(predict_one)}), so no loader can beat it by more than that × its own "
                              f"throughput = {predict_one * loader:.1f}× here."))
@@ -178,10 +179,12 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
             timed = _evenly(queries, sizes.queries)
             latency = search_bench.sequential(served, timed, database)
             say("   Keras predict + SELECT with BLOBs per query")
-            thesis = [search_bench.thesis_search(keras_model, store, image) for image in timed[:sizes.thesis_queries]]
+            baseline = [search_bench.per_query_baseline(keras_model, store, image)
+                        for image in timed[:sizes.baseline_queries]]
             p50 = statistics.median(latency.seconds)
-            thesis_p50 = statistics.median(t[0] for t in thesis)
-            retrieval, thesis_retrieval = statistics.median(latency.retrieval_seconds), statistics.median(t[1] for t in thesis)
+            baseline_p50 = statistics.median(t[0] for t in baseline)
+            retrieval = statistics.median(latency.retrieval_seconds)
+            baseline_retrieval = statistics.median(t[1] for t in baseline)
             rows.append(at_most("3. search p50 over HTTP (upload → JSON top 30)", _ms(p50),
                                 f"one bare forward pass (batch 1): {_ms(forward_one)}", p50 / forward_one, 1.25,
                                 "≤ 1.25× forward pass",
@@ -192,16 +195,16 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
             rows.append(Row("3. search p95 over HTTP", _ms(_p95(latency.seconds))))
             rows.append(at_least("3. search p50, against Keras predict + SELECT with BLOBs per query", _ms(p50),
                                  f"Keras predict + SELECT vectors with BLOBs + decode + np.linalg.norm, in process: "
-                                 f"p50 {_ms(thesis_p50)}, p95 {_ms(_p95([t[0] for t in thesis]))}",
-                                 thesis_p50 / p50, 10.0, "≥ 10× faster",
+                                 f"p50 {_ms(baseline_p50)}, p95 {_ms(_p95([t[0] for t in baseline]))}",
+                                 baseline_p50 / p50, 10.0, "≥ 10× faster",
                                  "the baseline spends most of its time in one Keras predict "
                                  f"({_ms(predict_one)}) and the BLOB read; the served search's own floor is its "
                                  "forward pass plus HTTP."))
             rows.append(Row("3. retrieval step alone (revision check + cached ranking)", _ms(retrieval),
-                            f"SELECT with BLOBs + decode + norm: {_ms(thesis_retrieval)}",
-                            thesis_retrieval / retrieval))
-            same_best = sum(a == b[2] for a, b in zip(latency.best, thesis))
-            details.append(f"Search: the best match agrees with the Keras baseline for {same_best} of {len(thesis)} "
+                            f"SELECT with BLOBs + decode + norm: {_ms(baseline_retrieval)}",
+                            baseline_retrieval / retrieval))
+            same_best = sum(a == b[2] for a, b in zip(latency.best, baseline))
+            details.append(f"Search: the best match agrees with the Keras baseline for {same_best} of {len(baseline)} "
                            f"queries; CPU per search (server + database + client): {_ms(latency.cpu_per_query)}; the "
                            "server's own step times, median: "
                            + ", ".join(f"{step} {ms:.2f} ms" for step, ms in latency.steps_ms.items()) + ".")

@@ -1,23 +1,21 @@
-"""Throwaway MySQL databases for the benchmarks, on the server ``tests.mysqld`` finds or starts."""
+"""Throwaway MySQL databases for the benchmarks, on the server ``throwaway.mysql`` finds or starts."""
 from __future__ import annotations
 
 import psutil
 from sqlalchemy import create_engine, make_url, text
 
 from db.migrate import upgrade
-
-# MariaDB does not know MySQL 8's default utf8mb4 collation, which the connector would ask for.
-MYSQL_OPTIONS = "charset=utf8mb4&collation=utf8mb4_unicode_ci"
+from throwaway.mysql import MYSQL_URL_OPTIONS
 
 
 def fresh_database(server_url: str, name: str) -> str:
     """Create database ``name`` (dropping an old one), migrate it, and return its URL."""
-    admin = create_engine(f"{server_url}/?{MYSQL_OPTIONS}")
+    admin = create_engine(f"{server_url}/?{MYSQL_URL_OPTIONS}")
     with admin.begin() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
     admin.dispose()
-    url = f"{server_url}/{name}?{MYSQL_OPTIONS}"
+    url = f"{server_url}/{name}?{MYSQL_URL_OPTIONS}"
     upgrade(url)
     return url
 

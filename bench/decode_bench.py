@@ -1,4 +1,4 @@
-"""Benchmark 7: the upload path for a large phone photo, decoded at reduced scale against a full decode."""
+"""The upload path for a large phone photo, decoded at reduced scale against a full decode."""
 from __future__ import annotations
 
 import io
@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from bench.model_bench import median_seconds
-from model.images import decode_image, to_array
+from images.decoding import decode_image, to_array
 
 PHONE_SIZE = (4000, 3000)  # 12 megapixels, a phone camera's photo
 

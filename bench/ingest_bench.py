@@ -1,4 +1,4 @@
-"""Benchmark 2: a folder of JPEGs to committed MySQL rows, the loader against the seeds' way."""
+"""A folder of JPEGs to committed MySQL rows: the loader against the per-image baseline."""
 from __future__ import annotations
 
 import hashlib
@@ -6,11 +6,11 @@ import time
 
 from sqlalchemy import insert, select
 
+from catalogue.folder import CatalogueFile
 from db.schema import Category, Feature, Product
 from db.store import Store, encode_vector
-from ingest.catalogue import CatalogueFile
+from images.decoding import decode_image, to_array
 from ingest.loader import Loader
-from model.images import decode_image, to_array
 from model.inference import Network
 from model.network import KerasNetwork
 
@@ -25,8 +25,8 @@ def loader_rate(model: Network, url: str, files: list[CatalogueFile], batch_size
     return len(files) / report.seconds  # the catalogue holds a few duplicate pictures, stored once
 
 
-def seeds_rate(model: KerasNetwork, url: str, files: list[CatalogueFile]) -> float:
-    """Images per second of the seeds' way: per image, decode, one Keras ``predict``, one INSERT, one commit.
+def per_image_baseline_rate(model: KerasNetwork, url: str, files: list[CatalogueFile]) -> float:
+    """Images per second of the per-image baseline: per image, decode, one Keras ``predict``, one INSERT, one commit.
 
     Kept only as the baseline: never load a catalogue like this.
     """
@@ -42,7 +42,7 @@ def seeds_rate(model: KerasNetwork, url: str, files: list[CatalogueFile]) -> flo
         vector = model.network.predict(array, verbose=0)[1][0]
         with store.engine.begin() as conn:
             product_id = conn.execute(insert(Product).values(
-                category_id=category_ids[entry.category], external_id=entry.external_id, attributes={},
+                category_id=category_ids[entry.category], external_id=entry.external_id, metadata_={},
                 image=data, image_sha256=hashlib.sha256(data).hexdigest(), content_type=image.content_type,
                 width=image.width, height=image.height)).inserted_primary_key[0]
             conn.execute(insert(Feature).values(product_id=product_id, model_version=model.version,

@@ -19,7 +19,7 @@ class Machine:
 
     @property
     def peak_flops(self) -> float:
-        """Cores × clock × 32 FLOP/cycle (the issue's definition, assuming AVX2 + FMA)."""
+        """Cores × clock × 32 FLOP/cycle (peak FP32 with AVX2 + FMA: two 8-wide fused multiply-adds a cycle)."""
         return self.cores * self.mhz * 1e6 * FLOP_PER_CYCLE
 
     def describe(self) -> str:

@@ -1,4 +1,4 @@
-"""Benchmark 1: the bare forward pass on both runtimes, its FLOPs counted from the TensorFlow graph."""
+"""The bare forward pass on both runtimes, its FLOPs counted from the TensorFlow graph."""
 from __future__ import annotations
 
 import statistics

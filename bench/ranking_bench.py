@@ -1,4 +1,4 @@
-"""Benchmark 4 and the scaling figures: exact ranking of 512-d vectors against FAISS ``IndexFlatL2``, and the
+"""Exact ranking of 512-d vectors against FAISS ``IndexFlatL2``, and the
 approximate index of large categories (``search.ann``) against exact ranking.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The benchmark table: each figure beside its baseline, the ratio, and the issue's goal."""
+"""The benchmark table: each figure beside its baseline, the ratio, and the goal it must reach."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ class Row:
         value: the measurement, with its unit.
         baseline: what it is compared with, measured in the same run.
         ratio: value ÷ baseline as the goal states it (``None`` for a figure without a baseline).
-        goal: the issue's goal, in words ("" when the figure has none).
+        goal: the goal, in words ("" when the figure has none).
         verdict: "met", or by how much the goal is missed.
         why: what limits the figure, shown when the goal is missed.
     """

@@ -1,4 +1,4 @@
-"""Benchmarks 3, 5 and 6: search over HTTP against the thesis's way, sustained load, serving memory."""
+"""Search over HTTP against the per-query baseline (Keras predict, then SELECT BLOBs), sustained load, serving memory."""
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from db.schema import Category, Feature, Product
 from db.store import Store
-from model.images import decode_image, to_array
+from images.decoding import decode_image, to_array
 from model.network import KerasNetwork
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,8 +151,8 @@ def sustained(served: Served, images: list[bytes], clients: int, seconds: float)
     return Load(counts["ok"], counts["errors"], time.monotonic() - started)
 
 
-def thesis_search(model: KerasNetwork, store: Store, image: bytes, k: int = 30) -> tuple[float, float, int]:
-    """The thesis's search, kept only as the baseline: Keras ``predict``, then per query SELECT the category's
+def per_query_baseline(model: KerasNetwork, store: Store, image: bytes, k: int = 30) -> tuple[float, float, int]:
+    """The per-query baseline search, kept only to compare with: Keras ``predict``, then per query SELECT the category's
     vectors with their image BLOBs, decode them, ``np.linalg.norm``, sort.
 
     Returns:
@@ -166,7 +166,7 @@ def thesis_search(model: KerasNetwork, store: Store, image: bytes, k: int = 30) 
     retrieval_started = time.perf_counter()
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(Feature.product_id, Feature.vector, Product.image, Product.external_id, Product.attributes)
+            select(Feature.product_id, Feature.vector, Product.image, Product.external_id, Product.metadata_)
             .join(Product, Product.id == Feature.product_id).join(Category, Category.id == Product.category_id)
             .where(Category.name == category, Feature.model_version == model.version)).all()
     vectors = np.stack([np.frombuffer(row.vector, dtype="<f4") for row in rows])

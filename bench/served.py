@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from ingest.catalogue import CatalogueFile
+from catalogue.folder import CatalogueFile
 from model.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent

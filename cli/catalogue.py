@@ -13,17 +13,15 @@ from config import Settings
 
 
 def cmd_ingest(args, settings: Settings) -> None:
-    from ingest.catalogue import list_catalogue, load_metadata
-    from ingest.loader import Loader
-    from search.bootstrap import adopt_served_model, open_networks, open_store
+    from bootstrap import adopt_served_model, build_loader, open_networks, open_store
+    from catalogue.folder import list_catalogue, load_metadata
 
     files = list_catalogue(args.catalogue, args.category)
     metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
     store = open_store(settings)
     adopt_served_model(settings, store)
     networks = open_networks(settings, store, batch_work=True)
-    report = Loader(networks[0], store, settings.batch_size, settings.max_image_pixels,
-                    more_models=networks[1:]).ingest(files, metadata)
+    report = build_loader(settings, store, networks).ingest(files, metadata)
     print(report.summary())
     if len(networks) > 1:
         print("new products have vectors of " + ", ".join(network.version for network in networks))
@@ -48,20 +46,20 @@ def _sync(store, categories: list[str], hashes: set[str], delete: bool) -> None:
 
 
 def cmd_products_list(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
+    from bootstrap import open_store
 
     products = open_store(settings).list_products(args.category, args.after, args.limit)
     print(f"{'id':>8}  {'external id':<16} {'category':<20} metadata")
     for p in products:
         print(f"{p.id:>8}  {p.external_id[:16]:<16} {p.category[:20]:<20} "
-              f"{json.dumps(p.attributes, ensure_ascii=False)[:80]}")
+              f"{json.dumps(p.metadata, ensure_ascii=False)[:80]}")
     if len(products) == args.limit:
         print(f"… more with --after {products[-1].id}")
 
 
 def cmd_products_show(args, settings: Settings) -> None:
+    from bootstrap import open_store
     from db.registry import ModelRegistry
-    from search.bootstrap import open_store
 
     store = open_store(settings)
     detail = store.product_detail(args.id)
@@ -72,13 +70,13 @@ def cmd_products_show(args, settings: Settings) -> None:
           f"  added:       {detail.created_at:%Y-%m-%d %H:%M:%S} UTC")
     print("  vectors:     " + (", ".join(v + (" (active)" if active and v == active.version else "")
                                         for v in detail.versions) or "none"))
-    print("  metadata:" + ("" if info.attributes else " none"))
-    for key, value in info.attributes.items():
+    print("  metadata:" + ("" if info.metadata else " none"))
+    for key, value in info.metadata.items():
         print(f"    {key}: {value}")
 
 
 def cmd_products_delete(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
+    from bootstrap import open_store
 
     ids = list(args.ids)
     if args.file:
@@ -99,15 +97,15 @@ def cmd_products_delete(args, settings: Settings) -> None:
 
 
 def cmd_categories_list(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
+    from bootstrap import open_store
 
     for name, count in open_store(settings).category_counts().items():
         print(f"{count:>7}  {name}")
 
 
 def cmd_categories_show(args, settings: Settings) -> None:
+    from bootstrap import open_store
     from db.registry import ModelRegistry
-    from search.bootstrap import open_store
 
     store = open_store(settings)
     detail = store.category_detail(args.name)
@@ -120,7 +118,7 @@ def cmd_categories_show(args, settings: Settings) -> None:
 
 
 def cmd_categories_delete(args, settings: Settings) -> None:
-    from search.bootstrap import open_store
+    from bootstrap import open_store
 
     store = open_store(settings)
     if not args.yes:
@@ -130,7 +128,7 @@ def cmd_categories_delete(args, settings: Settings) -> None:
 
 
 def cmd_categories_rename(args, settings: Settings) -> None:
-    from search.bootstrap import adopt_served_model, open_store
+    from bootstrap import adopt_served_model, open_store
 
     store = open_store(settings)
     adopt_served_model(settings, store)  # so the served model's predictions follow the new name

@@ -9,9 +9,9 @@ from config import Settings
 
 
 def cmd_improve(args, settings: Settings) -> None:
+    from bootstrap import adopt_served_model, open_store
+    from catalogue.folder import list_catalogue
     from evaluation import improve, report
-    from ingest.catalogue import list_catalogue
-    from search.bootstrap import adopt_served_model, open_store
 
     improve.check_metric(args.metric)
     options = dict(_option(item) for item in args.train)

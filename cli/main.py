@@ -39,7 +39,7 @@ def _engine(settings: Settings):
 
 
 def cmd_train(args, settings: Settings) -> None:
-    from ingest.catalogue import list_catalogue, relabel
+    from catalogue.folder import list_catalogue, relabel
     from model.training import TrainConfig
 
     chosen = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
@@ -81,7 +81,7 @@ def cmd_export(args, settings: Settings) -> None:
 
 
 def cmd_search(args, settings: Settings) -> None:
-    from search.bootstrap import build_service
+    from bootstrap import build_service
 
     service = build_service(settings)
     print(format_result(service.search(Path(args.image).read_bytes(), args.k, args.metric, args.scope)))
@@ -116,9 +116,9 @@ def cmd_evaluate(args, settings: Settings) -> None:
     """Search labelled queries against the ingested catalogue and write the report (or a τ sweep)."""
     from dataclasses import replace
 
+    from bootstrap import build_service, open_network, open_store
+    from catalogue.folder import list_catalogue
     from evaluation import report
-    from ingest.catalogue import list_catalogue
-    from search.bootstrap import build_service, open_network, open_store
 
     queries = list_catalogue(args.queries)
     relevance = report.load_relevance(args.relevance)
@@ -154,9 +154,9 @@ def cmd_evaluate(args, settings: Settings) -> None:
 
 
 def cmd_evaluate_instances(args, settings: Settings) -> None:
+    from bootstrap import build_service, open_network
+    from catalogue.folder import list_catalogue
     from evaluation.instances import evaluate_instances
-    from ingest.catalogue import list_catalogue
-    from search.bootstrap import build_service, open_network
 
     outcome = evaluate_instances(build_service(settings, open_network(settings, batch_work=True)),
                                  list_catalogue(args.catalogue), args.count)
@@ -167,8 +167,8 @@ def cmd_evaluate_instances(args, settings: Settings) -> None:
 
 def cmd_evaluate_unseen(args, settings: Settings) -> None:
     """The embedding against the backbone's pooled features, on photos the model never saw (Keras: needs both)."""
+    from catalogue.folder import list_catalogue
     from evaluation.unseen import compare_on_unseen
-    from ingest.catalogue import list_catalogue
     from model.network import KerasNetwork
 
     network = KerasNetwork.load(settings.resolved_model_path, settings.batch_size)
@@ -181,9 +181,9 @@ def cmd_evaluate_unseen(args, settings: Settings) -> None:
 
 def cmd_evaluate_localisation(args, settings: Settings) -> None:
     """Products pasted at known places on larger backgrounds: how well each threshold's box finds them."""
+    from bootstrap import open_network
+    from catalogue.folder import list_catalogue
     from evaluation.localisation import run, write
-    from ingest.catalogue import list_catalogue
-    from search.bootstrap import open_network
 
     products = [entry for _, group in itertools.groupby(list_catalogue(args.queries), key=lambda e: e.category)
                 for entry in list(group)[:args.per_category]]
@@ -194,8 +194,8 @@ def cmd_evaluate_localisation(args, settings: Settings) -> None:
 
 def cmd_grid(args, settings: Settings) -> None:
     """Backbones × optimizers × learning rates, each trained and tested; results table and curves."""
+    from catalogue.folder import list_catalogue
     from evaluation.grid import run_grid
-    from ingest.catalogue import list_catalogue
     from model.training import TrainConfig
 
     wanted = set(args.categories.split(",")) if args.categories else None
@@ -210,7 +210,7 @@ def cmd_grid(args, settings: Settings) -> None:
         return chosen
 
     backbones = [tuple(item.split(":", 1)) if ":" in item else (item, "imagenet") for item in args.backbones.split(",")]
-    # The thesis's protocol: a validation share chooses each run's best epoch.
+    # A validation share chooses each run's best epoch, so the runs are compared at their best.
     base = TrainConfig(input_size=args.input_size, epochs=args.epochs, patience=args.patience,
                        validation_split=args.validation_split, batch_size=settings.batch_size)
     runs = run_grid(subset(args.catalogue, args.per_category), subset(args.test, 0), base, backbones,
@@ -222,11 +222,10 @@ def cmd_grid(args, settings: Settings) -> None:
 
 def cmd_demo(args, settings: Settings) -> None:
     """Set up the embedded demo from the committed assets: schema, model, catalogue, one search."""
+    from bootstrap import build_loader, build_service
+    from catalogue.folder import list_catalogue, load_metadata
     from db.migrate import upgrade
-    from ingest.catalogue import list_catalogue, load_metadata
-    from ingest.loader import Loader
     from model.training import TrainConfig
-    from search.bootstrap import build_service
 
     offline = settings.demo_backbone == "mobilenet_v2"
     print(f"Lookalike demo: backbone {settings.demo_backbone}, "
@@ -242,7 +241,7 @@ def cmd_demo(args, settings: Settings) -> None:
         train_and_save(files, TrainConfig(backbone=settings.demo_backbone, weights=weights,
                                           batch_size=settings.batch_size), model_path)
     service = build_service(settings)
-    print(Loader(service.model, service.store, settings.batch_size, settings.max_image_pixels)
+    print(build_loader(settings, service.store, [service.model])
           .ingest(files, load_metadata(DEMO_DIR / "products.csv", files)).summary())
     query = sorted((DEMO_DIR / "queries").rglob("*.jpg"))[0]
     print(f"\nsearching with {query.relative_to(DEMO_DIR)} (k=5):")
@@ -336,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     located.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7", help="shares of the map's peak")
     located.set_defaults(func=cmd_evaluate_localisation)
 
-    grid = sub.add_parser("grid", help="the thesis's comparison: backbones × optimizers × learning rates")
+    grid = sub.add_parser("grid", help="the model comparison: backbones × optimizers × learning rates")
     grid.add_argument("catalogue", type=Path, help="training images: a folder of category folders")
     grid.add_argument("--test", type=Path, required=True, help="labelled test images, same categories")
     grid.add_argument("--out", type=Path, required=True)

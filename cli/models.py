@@ -13,8 +13,8 @@ from config import Settings
 
 
 def _registry(settings: Settings):
+    from bootstrap import adopt_served_model, open_store
     from db.registry import ModelRegistry
-    from search.bootstrap import adopt_served_model, open_store
 
     store = open_store(settings)
     adopt_served_model(settings, store)
@@ -86,8 +86,7 @@ def cmd_models_prune(args, settings: Settings) -> None:
 
 def cmd_reembed(args, settings: Settings) -> None:
     """Give every product a vector of every registered model (the served one first); nothing is deleted."""
-    from ingest.loader import Loader
-    from search.bootstrap import open_network, open_networks
+    from bootstrap import build_loader, open_network, open_networks
 
     registry = _registry(settings)
     if args.version:
@@ -95,9 +94,7 @@ def cmd_reembed(args, settings: Settings) -> None:
         networks = [open_network(settings, True, registry.store, args.version)]
     else:
         networks = open_networks(settings, registry.store, batch_work=True)
-    loader = Loader(networks[0], registry.store, settings.batch_size, settings.max_image_pixels,
-                    more_models=networks[1:])
-    for version, counts in loader.reembed().items():
+    for version, counts in build_loader(settings, registry.store, networks).reembed().items():
         print(f"model {version}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 

@@ -51,7 +51,7 @@ class Product(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     external_id: Mapped[str] = mapped_column(String(255))
-    attributes: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)  # "metadata" is the base class's MetaData
     image: Mapped[bytes] = mapped_column(ImageBlob, deferred=True)
     image_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     content_type: Mapped[str] = mapped_column(String(32))

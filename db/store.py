@@ -47,7 +47,7 @@ class NewProduct:
     width: int
     height: int
     vectors: Mapping[str, np.ndarray]
-    attributes: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class ProductInfo:
     id: int
     external_id: str
     category: str
-    attributes: dict
+    metadata: dict
     width: int
     height: int
 
@@ -165,7 +165,7 @@ class Store:
         category_ids = self._category_ids(session, {item.category for item in items})
         session.execute(insert(Product), [
             {"category_id": category_ids[item.category], "external_id": item.external_id,
-             "attributes": item.attributes, "image": item.image, "image_sha256": item.image_sha256,
+             "metadata_": item.metadata, "image": item.image, "image_sha256": item.image_sha256,
              "content_type": item.content_type, "width": item.width, "height": item.height}
             for item in items
         ])
@@ -251,11 +251,11 @@ class Store:
         wanted = [int(i) for i in ids]
         with self._session() as session:
             rows = session.execute(
-                select(Product.id, Product.external_id, Category.name, Product.attributes,
+                select(Product.id, Product.external_id, Category.name, Product.metadata_,
                        Product.width, Product.height)
                 .join(Category, Category.id == Product.category_id)
                 .where(Product.id.in_(wanted))).all()
-        return {row.id: ProductInfo(row.id, row.external_id, row.name, row.attributes or {}, row.width, row.height)
+        return {row.id: ProductInfo(row.id, row.external_id, row.name, row.metadata_ or {}, row.width, row.height)
                 for row in rows}
 
     def image(self, product_id: int) -> tuple[bytes, str] | None:
@@ -289,7 +289,7 @@ class Store:
 
     def list_products(self, category: str | None = None, after_id: int = 0, limit: int = 100) -> list[ProductInfo]:
         """Products in id order (of one category if given), after ``after_id``."""
-        query = (select(Product.id, Product.external_id, Category.name, Product.attributes, Product.width,
+        query = (select(Product.id, Product.external_id, Category.name, Product.metadata_, Product.width,
                         Product.height).join(Category, Category.id == Product.category_id)
                  .where(Product.id > after_id).order_by(Product.id).limit(limit))
         if category is not None:
@@ -297,7 +297,7 @@ class Store:
             query = query.where(Category.name == category)
         with self._session() as session:
             rows = session.execute(query).all()
-        return [ProductInfo(row.id, row.external_id, row.name, row.attributes or {}, row.width, row.height)
+        return [ProductInfo(row.id, row.external_id, row.name, row.metadata_ or {}, row.width, row.height)
                 for row in rows]
 
     def product_detail(self, product_id: int) -> ProductDetail:
@@ -409,7 +409,7 @@ class Store:
                 if old in model.categories:
                     model.categories = [new if c == old else c for c in model.categories]
 
-    def update_attributes(self, rows: Mapping[tuple[str, str], dict]) -> int:
+    def update_metadata(self, rows: Mapping[tuple[str, str], dict]) -> int:
         """Set the metadata of stored products by (category, external id); returns how many changed.
 
         Rows naming no stored product are ignored (their files were not ingested); the categories whose
@@ -417,21 +417,21 @@ class Store:
         """
         changed = 0
         by_category: dict[str, dict[str, dict]] = {}
-        for (category, external_id), attributes in rows.items():
-            by_category.setdefault(category, {})[external_id] = attributes
+        for (category, external_id), metadata in rows.items():
+            by_category.setdefault(category, {})[external_id] = metadata
         with self._session.begin() as session:
             touched = set()
             for category, wanted in by_category.items():
                 names = list(wanted)
                 for start in range(0, len(names), CHUNK):
                     stored = session.execute(
-                        select(Product.id, Product.category_id, Product.external_id, Product.attributes)
+                        select(Product.id, Product.category_id, Product.external_id, Product.metadata_)
                         .join(Category, Category.id == Product.category_id)
                         .where(Category.name == category, Product.external_id.in_(names[start:start + CHUNK]))).all()
                     for row in stored:
-                        if (row.attributes or {}) != wanted[row.external_id]:
+                        if (row.metadata_ or {}) != wanted[row.external_id]:
                             session.execute(update(Product).where(Product.id == row.id)
-                                            .values(attributes=wanted[row.external_id]))
+                                            .values(metadata_=wanted[row.external_id]))
                             touched.add(row.category_id)
                             changed += 1
             if touched:

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from PIL import Image  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
-from ingest.catalogue import CatalogueFile  # noqa: E402
+from catalogue.folder import CatalogueFile  # noqa: E402
 from search.service import SearchResult  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""The thesis's model comparison: backbones × optimizers × learning rates, trained and tested alike.
+"""The model comparison: backbones × optimizers × learning rates, trained and tested alike.
 
 Every run trains with the default recipe (``model.training``) apart from what the grid varies, keeps its
 best epoch by validation loss, and is tested on a separate labelled folder.
@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ingest.catalogue import CatalogueFile
+from catalogue.folder import CatalogueFile
+from images.decoding import to_array
 from model.backbones import get_backbone
-from model.images import to_array
 from model.training import TrainConfig, read_pictures, train
 
 

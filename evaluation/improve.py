@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from catalogue.folder import CatalogueFile
 from config import Settings
 from db.registry import ModelRegistry
 from db.store import Store
-from ingest.catalogue import CatalogueFile
 
 # Metrics a decision can rest on, read from an evaluation summary, and whether higher is better.
 METRICS: dict[str, tuple[Callable[[dict], float], bool]] = {
@@ -65,7 +65,7 @@ def improve(settings: Settings, store: Store, files: Sequence[CatalogueFile], qu
             out: Path, metric: str, force: bool = False, train_options: Mapping[str, object] | None = None,
             relevance: Mapping[str, list[str]] | None = None, say: Callable[[str], None] = print) -> Run:
     """Run (or resume) the improvement loop and write ``OUT/report.md``; returns what was done."""
-    from search.bootstrap import build_service, open_network
+    from bootstrap import build_service, open_network
 
     registry = ModelRegistry(store)
     active = registry.active()
@@ -149,11 +149,9 @@ def _train(settings: Settings, registry: ModelRegistry, files, out: Path, option
 
 
 def _embed(settings: Settings, store: Store, version: str) -> None:
-    from ingest.loader import Loader
-    from search.bootstrap import open_network
+    from bootstrap import build_loader, open_network
 
-    network = open_network(settings, True, store, version)
-    Loader(network, store, settings.batch_size, settings.max_image_pixels).reembed()
+    build_loader(settings, store, [open_network(settings, True, store, version)]).reembed()
 
 
 def write_report(run: Run, out: Path) -> None:

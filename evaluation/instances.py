@@ -13,7 +13,7 @@ from typing import Sequence
 from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
-from ingest.catalogue import CatalogueFile, product_key
+from catalogue.folder import CatalogueFile, product_key
 from search.service import SearchService
 
 

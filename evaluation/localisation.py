@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from ingest.catalogue import CatalogueFile
-from model.images import to_array
+from catalogue.folder import CatalogueFile
+from images.decoding import to_array
 from model.inference import Network
 from search.localisation import Box, localise
 

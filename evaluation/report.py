@@ -18,10 +18,10 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, classification_report, top_k_accuracy_score
 from tqdm import tqdm
 
+from catalogue.folder import CatalogueFile
 from db.store import Store
 from evaluation.metrics import map_at_k, pad_hits, precision_at_k, recall_at_k
-from ingest.catalogue import CatalogueFile
-from model.images import ImageError, decode_image
+from images.decoding import ImageError, decode_image
 from search.service import SearchResult, SearchService
 
 KS = (1, 5, 10, 30)

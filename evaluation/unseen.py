@@ -13,9 +13,9 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import top_k_accuracy_score
 
+from catalogue.folder import CatalogueFile
 from evaluation.instances import alter
-from ingest.catalogue import CatalogueFile
-from model.images import ImageError, decode_image, to_array
+from images.decoding import ImageError, decode_image, to_array
 from model.network import KerasNetwork
 
 

@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from catalogue.folder import CatalogueFile, ahead
 from db.store import NewProduct, Store
-from ingest.catalogue import CatalogueFile, ahead
-from model.images import ImageError, decode_image, to_array
+from images.decoding import ImageError, decode_image, to_array
 from model.inference import Network
 
 
@@ -114,7 +114,7 @@ class Loader:
             if writing:
                 self._settle(*writing, report, bar)
         if metadata:
-            report.updated = self.store.update_attributes(
+            report.updated = self.store.update_metadata(
                 {(entry.category, entry.external_id): metadata[entry.path] for entry in files
                  if entry.path in metadata})
         report.seconds = time.perf_counter() - started
@@ -163,7 +163,7 @@ class Loader:
             NewProduct(category=item.entry.category, external_id=item.entry.external_id, image=item.data,
                        image_sha256=item.sha256, content_type=item.content_type, width=item.width,
                        height=item.height, vectors={version: v[i] for version, v in vectors.items()},
-                       attributes=metadata.get(item.entry.path, {}))
+                       metadata=metadata.get(item.entry.path, {}))
             for i, item in enumerate(batch)
         ]
 

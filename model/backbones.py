@@ -64,7 +64,7 @@ def _application(constructor) -> Callable[[tuple[int, int, int], str | None], ke
 
 
 def _small_cnn(shape, weights):
-    """The thesis's own network: four 3×3 conv layers (16/32/64/128 filters), each with max-pooling."""
+    """A small network trained from scratch: four 3×3 conv layers (16/32/64/128 filters), each with max-pooling."""
     inputs = keras.Input(shape)
     x = inputs
     for filters in (16, 32, 64, 128):

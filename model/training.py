@@ -29,11 +29,11 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-from ingest.catalogue import CatalogueFile, ahead
+from catalogue.folder import CatalogueFile, ahead
+from images.decoding import ImageError, decode_image, to_array
 from model.backbones import get_backbone
 from model.card import ModelCard
 from model.export import export_onnx
-from model.images import ImageError, decode_image, to_array
 from model.inference import onnx_session
 from model.losses import NOT_AN_IDENTITY, CosFaceLoss, IdentityCosines
 from model.network import KerasNetwork, assemble, build_head

@@ -16,10 +16,17 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from config.settings import (EXACT_DISTANCE, LOCALISE_MAX_SHARE, LOCALISE_THRESHOLD, MERGE_WEIGHT, METRICS, NARROW_TAU,
-                             SCOPES)
+from config.settings import (
+    EXACT_DISTANCE,
+    LOCALISE_MAX_SHARE,
+    LOCALISE_THRESHOLD,
+    MERGE_WEIGHT,
+    METRICS,
+    NARROW_TAU,
+    SCOPES,
+)
 from db.store import ProductInfo, Store
-from model.images import decode_image, to_array
+from images.decoding import decode_image, to_array
 from model.inference import Network
 from search.ann import AnnPolicy
 from search.index import VectorIndex
@@ -140,7 +147,7 @@ class SearchService:
 
         Raises:
             SearchError: k, metric, scope or box out of range.
-            model.images.ImageError: the bytes are not a usable image.
+            images.decoding.ImageError: the bytes are not a usable image.
         """
         self.check(k, metric, scope, box)
         started = time.perf_counter()

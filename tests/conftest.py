@@ -12,15 +12,13 @@ from sqlalchemy import create_engine, text
 
 from db.migrate import upgrade
 from db.store import Store
-from tests.mysqld import NoServer, mysql_server
+from throwaway.mysql import MYSQL_URL_OPTIONS, NoServer, mysql_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR") or ROOT.parent / "shared")
 FASHION = SHARED / "data" / "fashion"
 DEMO_WEIGHTS = ROOT / "demo" / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
 SLICE_CATEGORIES = ("Backpacks", "Sunglasses", "Watches", "Heels")
-# MariaDB does not know MySQL 8's default utf8mb4 collation, which the connector would ask for.
-MYSQL_OPTIONS = "charset=utf8mb4&collation=utf8mb4_unicode_ci"
 
 
 @contextlib.contextmanager
@@ -45,10 +43,10 @@ def mysql_server_url():
 def mysql_url(mysql_server_url):
     """A fresh, empty database on the real server, dropped afterwards."""
     name = f"lookalike_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(f"{mysql_server_url}/?{MYSQL_OPTIONS}")
+    admin = create_engine(f"{mysql_server_url}/?{MYSQL_URL_OPTIONS}")
     with admin.begin() as conn:
         conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    yield f"{mysql_server_url}/{name}?{MYSQL_OPTIONS}"
+    yield f"{mysql_server_url}/{name}?{MYSQL_URL_OPTIONS}"
     with admin.begin() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
     admin.dispose()
@@ -93,7 +91,7 @@ def fashion_slice(tmp_path_factory) -> Path:
 def trained_keras(fashion_slice):
     """MobileNetV2 (real offline ImageNet weights) at 96 px with a head trained on the slice: small and quick.
     The network as training returns it, on Keras."""
-    from ingest.catalogue import list_catalogue
+    from catalogue.folder import list_catalogue
     from model.training import TrainConfig, train
 
     config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=96, epochs=15,

@@ -18,9 +18,9 @@ import psutil
 import pytest
 import requests
 
+from catalogue.folder import list_catalogue, load_metadata
 from db.migrate import upgrade
 from db.store import Store
-from ingest.catalogue import list_catalogue, load_metadata
 from ingest.loader import Loader
 from tests.conftest import FASHION, ROOT
 

@@ -2,11 +2,11 @@
 catalogue photos each; the category of held-out queries, and altered catalogue photos finding their original."""
 import pytest
 
+from catalogue.folder import list_catalogue
 from db.migrate import upgrade
 from db.store import Store
 from evaluation import report
 from evaluation.instances import evaluate_instances
-from ingest.catalogue import list_catalogue
 from ingest.loader import Loader
 from model.inference import load_network
 from model.training import TrainConfig, train

@@ -33,7 +33,7 @@ def test_ranking_finds_the_same_top_k_as_faiss():
 def test_both_upload_paths_give_the_network_the_same_picture():
     """The decode benchmark compares like with like: a 12 MP photo, decoded at reduced scale or whole."""
     from bench.decode_bench import full_decode, phone_photo
-    from model.images import decode_image, to_array
+    from images.decoding import decode_image, to_array
 
     data = phone_photo(sorted((FASHION / "catalogue" / "Watches").glob("*.jpg"))[0])
     decoded = decode_image(data, 40_000_000, 224)

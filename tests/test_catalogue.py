@@ -18,7 +18,7 @@ def test_listing_and_showing(store, bags_and_caps):
     assert [p.external_id for p in store.list_products("Bags")] == ["a", "b"]
     assert [p.external_id for p in store.list_products(after_id=bags_and_caps["a"], limit=1)] == ["b"]
     detail = store.product_detail(bags_and_caps["a"])
-    assert detail.info.attributes == {"colour": "red"} and detail.versions == ["v1"]
+    assert detail.info.metadata == {"colour": "red"} and detail.versions == ["v1"]
     assert detail.content_type == "image/jpeg" and len(detail.image_sha256) == 64
     category = store.category_detail("Bags")
     assert (category.products, category.vectors) == (2, {"v1": 2})
@@ -84,13 +84,13 @@ def test_a_name_never_comes_back_with_a_revision_a_process_may_have_cached(store
 
 def test_metadata_updates_by_external_id_count_only_real_changes(store, bags_and_caps):
     before = store.category_revisions()
-    changed = store.update_attributes({("Bags", "a"): {"colour": "red"}, ("Bags", "b"): {"colour": "blue"},
+    changed = store.update_metadata({("Bags", "a"): {"colour": "red"}, ("Bags", "b"): {"colour": "blue"},
                                        ("Caps", "zz"): {"colour": "green"}})
     assert changed == 1
     after = store.category_revisions()
     assert after["Bags"] > before["Bags"] and after["Caps"] == before["Caps"]
-    assert store.product_detail(bags_and_caps["b"]).info.attributes == {"colour": "blue"}
-    assert store.update_attributes({("Bags", "b"): {"colour": "blue"}}) == 0
+    assert store.product_detail(bags_and_caps["b"]).info.metadata == {"colour": "blue"}
+    assert store.update_metadata({("Bags", "b"): {"colour": "blue"}}) == 0
 
 
 def test_products_whose_files_are_gone(store, bags_and_caps):

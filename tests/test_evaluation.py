@@ -3,11 +3,11 @@ import json
 
 import pytest
 
+from catalogue.folder import list_catalogue
 from cli.main import main
 from evaluation import report
 from evaluation.instances import evaluate_instances
 from evaluation.unseen import compare_on_unseen
-from ingest.catalogue import list_catalogue
 from ingest.loader import Loader
 from search.service import SearchService
 from tests.conftest import SLICE_CATEGORIES, copy_slice

@@ -20,7 +20,7 @@ import traceback
 import pytest
 from PIL import Image
 
-from model.images import ImageError, decode_image, to_array
+from images.decoding import ImageError, decode_image, to_array
 from tests.images import encode, gradient, png_declaring, progressive_jpeg
 
 FUZZ_SECONDS = float(os.environ.get("LOOKALIKE_FUZZ_SECONDS") or 45)

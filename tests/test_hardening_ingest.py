@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from catalogue.folder import list_catalogue
 from db.migrate import upgrade
-from ingest.catalogue import list_catalogue
 from tests.conftest import FASHION, ROOT, copy_slice
 from tests.images import encode, gradient
 

@@ -18,14 +18,14 @@ from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 import db.store
+from catalogue.folder import list_catalogue
 from config import Settings
 from db.migrate import upgrade
 from db.store import Store
-from ingest.catalogue import list_catalogue
 from ingest.loader import Loader
 from search.service import SearchService
-from tests.conftest import MYSQL_OPTIONS, required
-from tests.mysqld import local_server
+from tests.conftest import required
+from throwaway.mysql import MYSQL_URL_OPTIONS, local_server
 from webapp import create_app
 
 # The production timeouts (db/store.py: 5 s to connect, 30 s per read) shortened to keep the frozen case short.
@@ -44,11 +44,11 @@ def database():
 @pytest.fixture
 def live_url(database, trained_model, fashion_slice, monkeypatch):
     """The app on a real HTTP server, over the database holding the fashion slice."""
-    admin = create_engine(f"{database.url}/?{MYSQL_OPTIONS}")
+    admin = create_engine(f"{database.url}/?{MYSQL_URL_OPTIONS}")
     with admin.begin() as conn:
         conn.execute(text("CREATE DATABASE lookalike CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
     admin.dispose()
-    url = f"{database.url}/lookalike?{MYSQL_OPTIONS}"
+    url = f"{database.url}/lookalike?{MYSQL_URL_OPTIONS}"
     upgrade(url)
     monkeypatch.setattr(db.store, "MYSQL_CONNECTOR_TIMEOUTS", TEST_TIMEOUTS)
     store = Store.from_url(url)

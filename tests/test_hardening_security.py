@@ -19,8 +19,8 @@ import pytest
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from catalogue.folder import list_catalogue, load_metadata
 from config import Settings
-from ingest.catalogue import list_catalogue, load_metadata
 from ingest.loader import Loader
 from search.service import SearchService
 from tests.conftest import ROOT

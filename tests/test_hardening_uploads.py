@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.images import MAX_JPEG_SCANS, MAX_SIDE
+from images.decoding import MAX_JPEG_SCANS, MAX_SIDE
 from search.service import SearchError
 from tests.images import corrupt_avif, corrupt_blp, dds_with_unknown_flags, encode, png_declaring, progressive_jpeg
 from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)

@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
+from catalogue.folder import list_catalogue, load_metadata
 from db.store import Store
-from ingest.catalogue import list_catalogue, load_metadata
 from ingest.loader import Loader
 from tests.conftest import FASHION, SHARED, copy_slice
 from tests.images import encode, gradient
@@ -81,7 +81,7 @@ def test_borobudur_narratives_are_joined_by_file_name(store, trained_model, tmp_
     assert {f.category for f in files} == {"Karmawibhangga"} and len(metadata) == 3
     Loader(trained_model, store, progress=False).ingest(files, metadata)
     ids, _ = store.category_vectors("Karmawibhangga", trained_model.version)
-    stories = [p.attributes for p in store.products(ids).values()]
+    stories = [p.metadata for p in store.products(ids).values()]
     assert all(s["Tema"] and s["Narasi"] and s["Makna moral"] for s in stories)
 
 
@@ -127,4 +127,4 @@ def test_reingest_with_a_csv_updates_stored_metadata(store, trained_model, fashi
     metadata[files[0].path] = {**metadata[files[0].path], "baseColour": "Ultraviolet"}
     assert loader.ingest(files, metadata).updated == 1
     [info] = [p for p in store.list_products() if p.external_id == files[0].external_id]
-    assert info.attributes["baseColour"] == "Ultraviolet"
+    assert info.metadata["baseColour"] == "Ultraviolet"

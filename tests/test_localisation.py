@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catalogue.folder import list_catalogue
 from evaluation.localisation import pasted as evaluation_pasted
-from ingest.catalogue import list_catalogue
 from model.inference import ACTIVATION_MAP
 from search.localisation import THRESHOLD, Box, localise
 from search.service import LOCALISED, SHOPPER, WHOLE, SearchError, SearchService

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from ingest.catalogue import list_catalogue
+from catalogue.folder import list_catalogue
+from images.decoding import to_array
 from model.backbones import get_backbone, list_backbones
 from model.card import ModelCard, card_path
-from model.images import to_array
 from model.network import KerasNetwork, assemble, build_head
 from model.training import TrainConfig, read_pictures, train
 from tests.conftest import DEMO_WEIGHTS
@@ -114,7 +114,7 @@ def test_views_differ_from_the_photo_and_from_each_other(fashion_slice):
 
     from PIL import Image
 
-    from model.images import to_array
+    from images.decoding import to_array
     from model.views import view
 
     photo = Image.open(sorted((fashion_slice / "Watches").glob("*.jpg"))[0]).convert("RGB")

@@ -8,10 +8,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from ingest.catalogue import list_catalogue
+from catalogue.folder import list_catalogue
+from images.decoding import to_array
 from model.card import ModelCard, onnx_path
 from model.inference import ACTIVATION_MAP, INPUT_NAME, OUTPUT_NAMES, OnnxNetwork, load_network
-from model.images import to_array
 from model.training import read_pictures
 from search.ranking import rank
 from tests.conftest import ROOT, copy_slice

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from ingest.catalogue import list_catalogue
+from catalogue.folder import list_catalogue
+from images.decoding import ImageError
 from ingest.loader import Loader
-from model.images import ImageError
 from search.service import SearchError, SearchService
 
 
@@ -83,7 +83,7 @@ def test_confidence_aware_narrowing(trained_model, store, probabilities, tau, ca
 
 
 def test_batched_search_gives_the_same_answers(service, fashion_slice):
-    from model.images import decode_image
+    from images.decoding import decode_image
 
     paths = [sorted((fashion_slice / c).glob("*.jpg"))[2] for c in ("Heels", "Watches", "Backpacks")]
     batched = service.search_images([decode_image(p.read_bytes(), 10**7).rgb for p in paths], k=5)

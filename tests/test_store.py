@@ -6,12 +6,12 @@ import numpy as np
 from db.store import NewProduct
 
 
-def product(category, name, vector, attributes=None, version="v1"):
+def product(category, name, vector, metadata=None, version="v1"):
     image = f"image bytes of {name}".encode()
     return NewProduct(category=category, external_id=name, image=image,
                       image_sha256=hashlib.sha256(image).hexdigest(), content_type="image/jpeg",
                       width=60, height=80, vectors={version: np.asarray(vector, np.float32)},
-                      attributes=attributes or {})
+                      metadata=metadata or {})
 
 
 def test_products_are_stored_once_with_their_vectors(store):
@@ -56,7 +56,7 @@ def test_model_versions_are_never_mixed(store):
 
 
 def test_metadata_with_quotes_and_unicode_round_trips(store):
-    attributes = {"Narasi": "Relief «Kāma» — it's \"quoted\"; DROP TABLE products; --", "emoji": "👜"}
-    store.add_products([product("Tas'; --", "x'y", [1, 0], attributes)])
+    metadata = {"Narasi": "Relief «Kāma» — it's \"quoted\"; DROP TABLE products; --", "emoji": "👜"}
+    store.add_products([product("Tas'; --", "x'y", [1, 0], metadata)])
     [(pid, info)] = store.products(store.category_vectors("Tas'; --", "v1")[0]).items()
-    assert info.attributes == attributes and info.category == "Tas'; --" and info.external_id == "x'y"
+    assert info.metadata == metadata and info.category == "Tas'; --" and info.external_id == "x'y"

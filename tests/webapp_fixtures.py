@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from catalogue.folder import list_catalogue, load_metadata
 from config import Settings
 from db.migrate import upgrade
 from db.store import Store
-from ingest.catalogue import list_catalogue, load_metadata
 from ingest.loader import Loader
 from search.service import SearchService
 from tests.conftest import FASHION

@@ -5,36 +5,21 @@ settings (or passed in by tests), does the work.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from flask import Flask, current_app
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from bootstrap import live_service
 from config import Settings
-from search.bootstrap import live_service
-from search.live import LiveService
 from search.service import SearchService
+from webapp import api, errors, rate_limits, review, security, shop, uploads
 from webapp.memory import pin_mmap_threshold
+from webapp.state import Lookalike
 from webapp.traces import TraceStore
 
 # Multipart framing around the image: a request this much over the image limit is still accepted.
 FORM_OVERHEAD_BYTES = 64 * 1024
 # A search form has an image and at most three text fields; Werkzeug would parse up to 1,000 parts.
 MAX_FORM_PARTS = 16
-
-
-@dataclass
-class Lookalike:
-    """What every request handler needs, kept on the app."""
-
-    settings: Settings
-    live: LiveService
-    traces: TraceStore
-
-    @property
-    def service(self) -> SearchService:
-        """The active model's search service: read it once per request, so one request uses one model."""
-        return self.live.current()
 
 
 def create_app(settings: Settings | None = None, service: SearchService | None = None) -> Flask:
@@ -47,8 +32,6 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
 
     Serve in production with ``gunicorn 'webapp:create_app()'`` (see README).
     """
-    from webapp import api, errors, limits, review, security, shop, uploads
-
     settings = settings or Settings.from_env()
     pin_mmap_threshold()
     app = Flask(__name__)
@@ -67,9 +50,6 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
         app.register_blueprint(blueprint)
     errors.register(app)
     security.register(app)
-    limits.register(app, settings.rate_limit)
+    rate_limits.register(app, settings.rate_limit)
     return app
 
-
-def lookalike() -> Lookalike:
-    return current_app.extensions["lookalike"]

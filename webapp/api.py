@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, request, url_for
 
-from webapp import lookalike
+from webapp.answers import result_json, search_and_trace
 from webapp.fetching import fetch_url
 from webapp.openapi import openapi_document
-from webapp.searching import result_json, search_and_trace
 from webapp.shop import PRODUCT_ID
+from webapp.state import lookalike
 from webapp.uploads import SEARCH_PARAMETERS, read_file, read_json, search_parameters
 
 blueprint = Blueprint("api", __name__)
@@ -34,7 +34,7 @@ def product(product_id: int):
     if found is None:
         abort(404, description=f"no product {product_id}")
     return jsonify({"product_id": found.id, "external_id": found.external_id, "category": found.category,
-                    "metadata": found.attributes, "width": found.width, "height": found.height,
+                    "metadata": found.metadata, "width": found.width, "height": found.height,
                     "image_url": url_for("shop.product_image", product_id=found.id)})
 
 

@@ -10,7 +10,7 @@ from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from model.images import ImageError, ImageTooLarge
+from images.decoding import ImageError, ImageTooLarge
 from search.service import SearchError
 from webapp.uploads import UploadError
 

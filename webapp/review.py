@@ -5,7 +5,7 @@ import numpy as np
 from flask import Blueprint, Response, abort, render_template
 
 from search.localisation import MARGIN
-from webapp import lookalike
+from webapp.state import lookalike
 
 blueprint = Blueprint("review", __name__)
 

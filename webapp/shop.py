@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
 
-from webapp import lookalike
-from webapp.searching import is_weak, search_and_trace
+from webapp.answers import is_weak, search_and_trace
+from webapp.state import lookalike
 from webapp.uploads import read_file, search_parameters
 
 blueprint = Blueprint("shop", __name__)

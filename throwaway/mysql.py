@@ -1,4 +1,4 @@
-"""A real MySQL-compatible server for the tests, found or started in this order:
+"""A real MySQL-compatible server for the tests and the benchmarks, found or started in this order:
 
 1. ``LOOKALIKE_TEST_MYSQL_URL`` (any server you already run);
 2. a MySQL 8 testcontainer, where a Docker engine answers;
@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Iterator
 
 SERVER_NAMES = ("mariadbd", "mysqld")
+# MariaDB does not know MySQL 8's default utf8mb4 collation, which the connector would ask for: add these
+# to the URL of every database on the server.
+MYSQL_URL_OPTIONS = "charset=utf8mb4&collation=utf8mb4_unicode_ci"
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin")
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import url_for
 
-from webapp import lookalike
 from webapp.pictures import figures, jpeg
 from webapp.review import explain
+from webapp.state import lookalike
 from webapp.traces import Trace
 
 
@@ -44,7 +44,7 @@ def result_json(trace: Trace) -> dict:
             "product_id": m.product.id,
             "external_id": m.product.external_id,
             "category": m.product.category,
-            "metadata": m.product.attributes,
+            "metadata": m.product.metadata,
             "distance": m.distance,
             "similarity": m.similarity,
             "image_url": url_for("shop.product_image", product_id=m.product.id),

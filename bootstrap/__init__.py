@@ -1,16 +1,19 @@
-"""Building a process's long-lived objects from the settings, in one place.
+"""Building a process's long-lived objects from the settings, in one place (the composition root).
 
 The command line, the web app, the evaluation and the benchmarks all start here, so a store, a network
-and a search service are built the same way everywhere, and once per process.
+a search service and a loader are built the same way everywhere, and once per process. It sits above the packages it
+wires together (``db``, ``model``, ``search``, ``ingest``), so none of them needs to know how the others are built.
 """
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Sequence
 
 from config import Settings
 from db.migrate import require_current
 from db.registry import ModelRegistry
 from db.store import Store
+from ingest.loader import Loader
 from model.inference import Network, load_network
 from model.versions import ModelFiles
 from search.ann import AnnPolicy
@@ -99,3 +102,12 @@ def open_networks(settings: Settings, store: Store, batch_work: bool = False) ->
     served = open_network(settings, batch_work, store)
     others = [version for version in ModelRegistry(store).versions() if version != served.version]
     return [served, *(open_network(settings, batch_work, store, version) for version in others)]
+
+
+def build_loader(settings: Settings, store: Store, networks: Sequence[Network]) -> Loader:
+    """The catalogue loader with the settings' batch size and decoding budget.
+
+    Args:
+        networks: the served network first (``open_networks``); new products get a vector of each.
+    """
+    return Loader(networks[0], store, settings.batch_size, settings.max_image_pixels, more_models=networks[1:])

@@ -1,0 +1,1 @@
+"""A catalogue folder on disk: its files, their categories and ids, and an optional CSV of product metadata."""
