@@ -18,6 +18,7 @@ from model.inference import Network, load_network
 from model.versions import ModelFiles
 from search.ann import AnnPolicy
 from search.live import LiveService
+from search.policy import SearchPolicy
 from search.service import SearchService
 
 
@@ -66,9 +67,8 @@ def build_service(settings: Settings, network: Network | None = None, store: Sto
     network = network or open_network(settings, store=store)
     network.warm_up()
     return SearchService(network, store, settings.top_k, settings.metric, settings.scope,
-                         settings.max_image_pixels, tau=settings.narrow_tau,
-                         max_categories=settings.narrow_max_categories, merge_weight=settings.merge_weight,
-                         exact_distance=settings.exact_distance, localise_max_share=settings.localise_max_share,
+                         settings.max_image_pixels, policy=SearchPolicy.from_settings(settings),
+                         localise_max_share=settings.localise_max_share,
                          localise_threshold=settings.localise_threshold,
                          ann=AnnPolicy(settings.ann_min_vectors, settings.ann_nprobe))
 

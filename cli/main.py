@@ -97,6 +97,10 @@ def format_result(result) -> str:
                      f"{match.product.category[:16]:<16} {match.distance:>8.4f}  {match.similarity:>9.1f}%")
     if not result.matches:
         lines.append("  (no stored products in the searched categories)")
+    if result.weak:
+        best = result.matches[0].similarity if result.matches else 0.0
+        lines.append(f"nothing in the catalogue looks much like this image: the best match is only {best:.0f} % "
+                     f"similar (a match is close from {result.policy.min_similarity:.0f} %)")
     lines.append("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
     return "\n".join(lines)
 
@@ -113,7 +117,8 @@ def cmd_serve(args, settings: Settings) -> None:
 
 
 def cmd_evaluate(args, settings: Settings) -> None:
-    """Search labelled queries against the ingested catalogue and write the report (or a τ sweep)."""
+    """Search labelled queries against the ingested catalogue and write the report (or a τ × merge-weight sweep:
+    the network sees each query once, and every policy answers from its outputs)."""
     from dataclasses import replace
 
     from bootstrap import build_service, open_network, open_store
@@ -122,26 +127,27 @@ def cmd_evaluate(args, settings: Settings) -> None:
 
     queries = list_catalogue(args.queries)
     relevance = report.load_relevance(args.relevance)
-    options = {"metric": args.metric, "scope": args.scope}
     taus = [float(t) for t in args.tau.split(",")] if args.tau else [settings.narrow_tau]
     weights = [float(w) for w in args.merge_weight.split(",")] if args.merge_weight else [settings.merge_weight]
+    store = open_store(settings)
+    service = build_service(settings, open_network(settings, batch_work=True, store=store), store)
+    policies = [replace(service.policy, tau=tau, merge_weight=weight,
+                        max_categories=args.max_categories or service.policy.max_categories)
+                for tau, weight in itertools.product(taus, weights)]
+    evaluations = report.sweep(service, queries, policies, relevance, k=args.k, metric=args.metric, scope=args.scope)
     rows = []
-    network, store = open_network(settings, batch_work=True), open_store(settings)
-    for tau, weight in itertools.product(taus, weights):
-        tuned = replace(settings, narrow_tau=tau, merge_weight=weight,
-                        narrow_max_categories=args.max_categories or settings.narrow_max_categories)
-        service = build_service(tuned, network, store)
-        evaluation = report.run(service, queries, relevance, k=args.k, **options)
+    for policy, evaluation in zip(policies, evaluations):
         summary = report.summarise(evaluation, service.store.category_counts(), service.model.categories)
-        summary["settings"] = {"tau": tau, "max_categories": tuned.narrow_max_categories, "merge_weight": weight,
-                               "exact_distance": tuned.exact_distance, "k": args.k,
-                               "metric": args.metric or settings.metric, "model": service.model.version}
-        swept = [f"tau-{tau:g}"] * (len(taus) > 1) + [f"merge-{weight:g}"] * (len(weights) > 1)
+        summary["settings"] = {"tau": policy.tau, "max_categories": policy.max_categories,
+                               "merge_weight": policy.merge_weight, "exact_distance": policy.exact_distance,
+                               "k": args.k, "metric": args.metric or settings.metric, "model": service.model.version}
+        swept = [f"tau-{policy.tau:g}"] * (len(taus) > 1) + [f"merge-{policy.merge_weight:g}"] * (len(weights) > 1)
         out = args.out / "-".join(swept) if swept else args.out
         report.write_report(evaluation, summary, out, service.model.categories, args.title or args.queries.name,
                             service.store)
         rows.append(summary)
-        print(f"τ={tau:g} merge weight {weight:g}: top-1 {summary['top1_category_accuracy']:.2%}, "
+        print(f"τ={policy.tau:g} merge weight {policy.merge_weight:g}: "
+              f"top-1 {summary['top1_category_accuracy']:.2%}, "
               f"missed {summary['missed_category_rate']:.2%}, {summary['mean_categories_searched']:.2f} categories, "
               f"safety net {summary['safety_net_fired']:.1%}, "
               f"P@10 {summary['retrieval']['@10']['precision']:.4f}, "

@@ -91,8 +91,9 @@ def evaluate_instances(service: SearchService, files: Sequence[CatalogueFile], c
     for start in tqdm(range(0, len(chosen), batch_size), desc="instances", disable=not progress):
         batch = chosen[start:start + batch_size]
         altered = [alter(Image.open(f.path).convert("RGB"), rng) for f in batch]
-        as_served = service.search_images(altered, k=max(ks))
-        everywhere = service.search_images(altered, k=max(ks), scope="all")
+        seen = service.look(altered)  # one forward pass answers both ways
+        as_served = service.answer(seen, k=max(ks))
+        everywhere = service.answer(seen, k=max(ks), scope="all")
         for original, result, all_result in zip(batch, as_served, everywhere):
             served.append(rank_of(original, result))
             whole.append(rank_of(original, all_result))

@@ -22,6 +22,7 @@ from catalogue.folder import CatalogueFile
 from db.store import Store
 from evaluation.metrics import map_at_k, pad_hits, precision_at_k, recall_at_k
 from images.decoding import ImageError, decode_image
+from search.policy import SearchPolicy
 from search.service import SearchResult, SearchService
 
 KS = (1, 5, 10, 30)
@@ -45,34 +46,55 @@ def load_relevance(path: Path | None) -> dict[str, list[str]] | None:
 
 def run(service: SearchService, queries: Sequence[CatalogueFile], relevance: Mapping[str, list[str]] | None = None,
         k: int = 30, batch_size: int = 64, progress: bool = True, **search_options) -> Evaluation:
-    """Search every query (in batches: one forward pass per batch) and keep what each got.
+    """Search every query (in batches: one forward pass per batch) under the service's policy and keep what each
+    got; arguments as ``sweep``."""
+    [evaluation] = sweep(service, queries, [service.policy], relevance, k, batch_size, progress, **search_options)
+    return evaluation
+
+
+def sweep(service: SearchService, queries: Sequence[CatalogueFile], policies: Sequence[SearchPolicy],
+          relevance: Mapping[str, list[str]] | None = None, k: int = 30, batch_size: int = 64, progress: bool = True,
+          metric: str | None = None, scope: str | None = None) -> list[Evaluation]:
+    """Search every query under each policy: the network sees each query once (one forward pass per batch), and
+    each policy answers from its outputs.
 
     Args:
         relevance: query label → relevant catalogue categories; by default a label is its own category.
             Queries whose label maps to no category are skipped.
+
+    Returns:
+        One evaluation per policy, in order; a query's latency is the batch's forward pass shared equally plus
+        its policy's own answer.
     """
-    evaluation = Evaluation()
+    service.check(k, metric, scope)
+    evaluations = [Evaluation() for _ in policies]
     usable = [q for q in queries if relevance is None or relevance.get(q.category)]
     for start in tqdm(range(0, len(usable), batch_size), desc="evaluate", disable=not progress):
-        batch, images = [], []
+        batch, images, rejected = [], [], []
         for query in usable[start:start + batch_size]:
             try:
                 images.append(decode_image(query.path.read_bytes(), service.max_image_pixels,
                                            service.model.input_size).rgb)
                 batch.append(query)
             except (ImageError, OSError) as e:
-                evaluation.rejected.append((str(query.path), str(e)))
+                rejected.append((str(query.path), str(e)))
+        for evaluation in evaluations:
+            evaluation.rejected += rejected
         if not batch:
             continue
         started = time.perf_counter()
-        results = service.search_images(images, k=k, **search_options)
-        elapsed = (time.perf_counter() - started) * 1000.0 / len(batch)
-        for query, result in zip(batch, results):
-            evaluation.files.append(query)
-            evaluation.results.append(result)
-            evaluation.relevant.append(set(relevance[query.category]) if relevance else {query.category})
-            evaluation.latency_ms.append(elapsed)
-    return evaluation
+        seen = service.look(images)
+        look_ms = (time.perf_counter() - started) * 1000.0 / len(batch)
+        for policy, evaluation in zip(policies, evaluations):
+            started = time.perf_counter()
+            results = service.answer(seen, k, metric, scope, policy)
+            elapsed = look_ms + (time.perf_counter() - started) * 1000.0 / len(batch)
+            for query, result in zip(batch, results):
+                evaluation.files.append(query)
+                evaluation.results.append(result)
+                evaluation.relevant.append(set(relevance[query.category]) if relevance else {query.category})
+                evaluation.latency_ms.append(elapsed)
+    return evaluations
 
 
 def summarise(evaluation: Evaluation, catalogue_counts: Mapping[str, int], categories: Sequence[str]) -> dict:

@@ -1,4 +1,5 @@
-"""Search: classify the query, narrow to its category, rank that category's vectors.
+"""Search: classify the query, narrow to its likely categories, rank their vectors.
 
-The CLI, the web app and the evaluation all call ``SearchService.search``.
+The CLI, the web app and the evaluation all call ``SearchService``; its rules (``narrowing``, ``merging``,
+``safety_net``, ``weak_match``) are functions of their inputs, under a ``SearchPolicy`` passed per search.
 """

@@ -3,11 +3,12 @@
 Steps: decode (EXIF upright, RGB) → the shopper's box, if any → resize → the model's preprocessing → one forward
 pass giving class probabilities, the embedding and the activation map → without a shopper's box, the product's
 box from that map, and when it is clearly smaller than the photo one more forward pass on the crop around it
-(search/localisation.py) → choose the categories to search → rank their cached vectors.
+(search/localisation.py): ``look``. Then, under a search policy (search/policy.py): choose the categories to
+search (search/narrowing.py) → rank their cached vectors and merge them (search/merging.py) → the exact-product
+safety net (search/safety_net.py) → the weak-match verdict (search/weak_match.py): ``answer``.
 """
 from __future__ import annotations
 
-import math
 import reprlib
 import time
 from dataclasses import dataclass, field, replace
@@ -16,21 +17,18 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from config.settings import (
-    EXACT_DISTANCE,
-    LOCALISE_MAX_SHARE,
-    LOCALISE_THRESHOLD,
-    MERGE_WEIGHT,
-    METRICS,
-    NARROW_TAU,
-    SCOPES,
-)
+from config.settings import LOCALISE_MAX_SHARE, LOCALISE_THRESHOLD, METRICS, SCOPES
 from db.store import ProductInfo, Store
 from images.decoding import decode_image, to_array
 from model.inference import Network
 from search.ann import AnnPolicy
 from search.index import VectorIndex
 from search.localisation import MARGIN, Box, Localisation, localise
+from search.merging import merge, squared_distances
+from search.narrowing import narrow
+from search.policy import SearchPolicy
+from search.safety_net import pick, reach
+from search.weak_match import is_weak
 
 # Where the searched region came from (``SearchResult.box_source``).
 WHOLE, SHOPPER, LOCALISED = "whole photo", "shopper", "localised"
@@ -56,6 +54,7 @@ class SearchResult:
         searched: categories whose vectors were compared.
         rule: why those categories were searched, in words.
         matches: the ranked results, best first.
+        policy: the thresholds the search applied.
         query: the decoded upload, upright RGB, large ones at reduced scale (kept in memory only; None in a
             result kept for later, see ``without_pixels``).
         query_size: the upload's own (width, height), upright.
@@ -79,6 +78,7 @@ class SearchResult:
     matches: list[Match]
     metric: str
     scope: str
+    policy: SearchPolicy
     query: Image.Image | None
     query_size: tuple[int, int]
     model_input: np.ndarray | None
@@ -94,9 +94,35 @@ class SearchResult:
     def predicted(self) -> tuple[str, float]:
         return self.probabilities[0]
 
+    @property
+    def weak(self) -> bool:
+        """Even the best match is not close: nothing in the catalogue looks much like the query."""
+        return is_weak(self.matches[0].similarity if self.matches else None, self.policy.min_similarity)
+
     def without_pixels(self) -> "SearchResult":
         """This result without the picture and the network input, which are nearly all of its memory."""
         return replace(self, query=None, model_input=None, crop=None)
+
+
+@dataclass
+class Seen:
+    """One picture as the network saw it: everything a search policy needs to answer it (``SearchService.look``).
+
+    Attributes:
+        probabilities: (category, probability) for every model category, most probable first.
+        timings_ms: the milliseconds of its steps so far (a batch's shared equally).
+        The others as in ``SearchResult``.
+    """
+
+    image: Image.Image
+    model_input: np.ndarray
+    probabilities: list[tuple[str, float]]
+    embedding: np.ndarray
+    timings_ms: dict[str, float]
+    box: Box | None
+    box_source: str
+    localisation: Localisation | None
+    crop: Image.Image | None
 
 
 class SearchService:
@@ -109,10 +135,8 @@ class SearchService:
         metric, scope: defaults (``euclidean|cosine``, ``category|all``).
         max_image_pixels: uploads larger than this are refused.
         max_k: the largest k a caller may ask for.
-        tau, max_categories: confidence-aware narrowing (``tau`` 0 searches the most probable category only).
-        merge_weight: results of several categories are merged by ``d² − merge_weight · ln p(category)``.
-        exact_distance: the safety net's reach: the nearest product of the categories not searched goes first
-            when it is closer than this and than every searched result (0: off).
+        policy: the thresholds of narrowing, merging, the safety net and the weak-match verdict, unless a
+            search brings its own.
         localise_max_share: the crop around the product's box is searched instead of the whole photo when the
             box covers at most this share of it (0: never).
         localise_threshold: the box surrounds the largest region where the map reaches this share of its peak.
@@ -122,8 +146,7 @@ class SearchService:
 
     def __init__(self, model: Network, store: Store, top_k: int = 30, metric: str = "euclidean",
                  scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
-                 tau: float = NARROW_TAU, max_categories: int = 3, merge_weight: float = MERGE_WEIGHT,
-                 exact_distance: float = EXACT_DISTANCE, localise_max_share: float = LOCALISE_MAX_SHARE,
+                 policy: SearchPolicy = SearchPolicy(), localise_max_share: float = LOCALISE_MAX_SHARE,
                  localise_threshold: float = LOCALISE_THRESHOLD, ann: AnnPolicy = AnnPolicy()):
         self.model = model
         self.store = store
@@ -133,17 +156,14 @@ class SearchService:
         self.scope = scope
         self.max_image_pixels = max_image_pixels
         self.max_k = max_k
-        self.tau = tau
-        self.max_categories = max_categories
-        self.merge_weight = merge_weight
-        self.exact_distance = exact_distance
+        self.policy = policy
         self.localise_max_share = localise_max_share
         self.localise_threshold = localise_threshold
 
     def search(self, image: bytes, k: int | None = None, metric: str | None = None,
-               scope: str | None = None, box: Box | None = None) -> SearchResult:
+               scope: str | None = None, box: Box | None = None, policy: SearchPolicy | None = None) -> SearchResult:
         """Search the catalogue for products that look like ``image`` (untrusted bytes), or like the part of it
-        in ``box`` (pixels of the upload, upright).
+        in ``box`` (pixels of the upload, upright), under ``policy`` (by default the service's).
 
         Raises:
             SearchError: k, metric, scope or box out of range.
@@ -159,7 +179,7 @@ class SearchService:
         # A large upload is decoded at reduced scale: boxes move between its pixels and the upload's.
         to_rgb = (rgb.width / size[0], rgb.height / size[1])
         [result] = self.search_images([rgb], k, metric, scope,
-                                      [None if box is None else box.scaled(*to_rgb, rgb.size)])
+                                      [None if box is None else box.scaled(*to_rgb, rgb.size)], policy)
         result.query_size = size
 
         def to_upload(found: Box) -> Box:
@@ -175,25 +195,23 @@ class SearchService:
         return result
 
     def search_images(self, images: Sequence[Image.Image], k: int | None = None, metric: str | None = None,
-                      scope: str | None = None, boxes: Sequence[Box | None] | None = None) -> list[SearchResult]:
+                      scope: str | None = None, boxes: Sequence[Box | None] | None = None,
+                      policy: SearchPolicy | None = None) -> list[SearchResult]:
         """Search for several decoded RGB pictures with one batched forward pass (and one more for the crops
-        around the products that localisation finds).
+        around the products that localisation finds): ``answer(look(images, boxes))``.
 
         Args:
             boxes: per picture, the region to search (in its pixels, checked by the caller), or None to let
                 localisation decide.
-
-        The preprocessing and forward-pass timings of each result are the batch's, shared equally.
         """
-        k, metric, scope = self.check(k, metric, scope)
-        clock = time.perf_counter()
+        self.check(k, metric, scope)
+        return self.answer(self.look(images, boxes), k, metric, scope, policy)
 
-        def lap() -> float:
-            nonlocal clock
-            now, then = time.perf_counter(), clock
-            clock = now
-            return (now - then) * 1000.0
-
+    def look(self, images: Sequence[Image.Image], boxes: Sequence[Box | None] | None = None) -> list[Seen]:
+        """The network's part of a search, for several decoded RGB pictures in one batched forward pass: what
+        ``answer`` needs, under any policy. Arguments as ``search_images``; the preprocessing and forward-pass
+        timings are the batch's, shared equally."""
+        lap = Laps()
         boxes = list(boxes or [None] * len(images))
         sources = [WHOLE if box is None else SHOPPER for box in boxes]
         crops = [image if box is None else box.crop(image) for image, box in zip(images, boxes)]
@@ -213,25 +231,43 @@ class SearchService:
                 second = self.model.predict_preprocessed(inputs[again])
                 all_probabilities[again], embeddings[again] = second.probabilities, second.embeddings
                 timings["forward_pass_crop"] = lap() / len(images)
+        return [Seen(image, model_input, sorted(zip(self.model.categories, probs.tolist()), key=lambda item: -item[1]),
+                     embedding, dict(timings), boxes[i], sources[i], localisations[i], crops[i] if boxes[i] else None)
+                for i, (image, model_input, probs, embedding) in enumerate(zip(images, inputs, all_probabilities,
+                                                                                embeddings))]
+
+    def answer(self, seen: Sequence[Seen], k: int | None = None, metric: str | None = None,
+               scope: str | None = None, policy: SearchPolicy | None = None) -> list[SearchResult]:
+        """The search's part after the network, for pictures it has seen: narrow, rank and merge, the safety
+        net, under ``policy`` (by default the service's). ``look`` once and ``answer`` under several policies
+        compares them on one forward pass.
+
+        Raises:
+            SearchError: k, metric or scope out of range.
+        """
+        k, metric, scope = self.check(k, metric, scope)
+        policy = policy or self.policy
+        lap = Laps()
         revisions = self.index.revisions()
         results = []
-        for i, (image, model_input, probs, embedding) in enumerate(zip(images, inputs, all_probabilities,
-                                                                        embeddings)):
+        for one in seen:
             lap()
-            probabilities = sorted(zip(self.model.categories, probs.tolist()), key=lambda item: -item[1])
-            searched, rule = self._narrow(probabilities, revisions, scope)
+            if scope == "all":
+                searched, rule = sorted(revisions), "scope 'all': every category in the catalogue"
+            else:
+                searched, rule = narrow(one.probabilities, policy)
             narrow_ms = lap()
             # Scope 'all' leaves the classifier out of the ranking too: distance alone.
-            weights = dict(probabilities) if scope == "category" else {}
-            matches = self._rank(embedding, weights, searched, revisions, k, metric)
+            weights = dict(one.probabilities) if scope == "category" else None
+            matches = self._rank(one.embedding, weights, searched, revisions, k, metric, policy.merge_weight)
             rank_ms = lap()
-            exact = self._probe(embedding, searched, revisions, metric, matches)
+            exact = self._probe(one.embedding, searched, revisions, metric, matches, policy.exact_distance)
             if exact:
                 matches = [exact, *matches[:k - 1]]
-            steps = {**timings, "narrow": narrow_ms, "rank": rank_ms, "safety_net": lap()}
-            results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, image, image.size,
-                                        model_input, embedding, steps, exact, boxes[i], sources[i],
-                                        localisations[i], crops[i] if boxes[i] else None))
+            steps = {**one.timings_ms, "narrow": narrow_ms, "rank": rank_ms, "safety_net": lap()}
+            results.append(SearchResult(one.probabilities, searched, rule, matches, metric, scope, policy, one.image,
+                                        one.image.size, one.model_input, one.embedding, steps, exact, one.box,
+                                        one.box_source, one.localisation, one.crop))
         return results
 
     def _localise(self, images: Sequence[Image.Image], maps: np.ndarray, boxes: list[Box | None], sources: list[str],
@@ -271,70 +307,57 @@ class SearchService:
             check_box(box)
         return k, metric, scope
 
-    def _narrow(self, probabilities: list[tuple[str, float]], revisions: dict[str, int],
-                scope: str) -> tuple[list[str], str]:
-        """The categories to search: every one, or the fewest most probable whose probabilities reach τ."""
-        if scope == "all":
-            return sorted(revisions), "scope 'all': every category in the catalogue"
-        chosen: list[tuple[str, float]] = []
-        total = 0.0
-        for category, p in probabilities:
-            chosen.append((category, p))
-            total += p
-            if total >= self.tau or len(chosen) >= self.max_categories:
-                break
-        if len(chosen) == 1 and self.tau <= 0:
-            return [chosen[0][0]], f"the most probable category ({chosen[0][0]}, p = {chosen[0][1]:.3f})"
-        terms = " + ".join(f"{c} {p:.3f}" for c, p in chosen)
-        merged = (f"; their results merged by d² − {self.merge_weight:g} · ln p(category)"
-                  if len(chosen) > 1 and self.merge_weight else "")
-        return [c for c, _ in chosen], (f"the fewest most probable categories whose probabilities reach "
-                                        f"τ = {self.tau:g} (at most {self.max_categories}): {terms} = {total:.3f}"
-                                        f"{merged}")
-
-    def _rank(self, embedding: np.ndarray, probabilities: dict[str, float], categories: list[str],
-              revisions: dict[str, int], k: int, metric: str) -> list[Match]:
-        """The ``k`` best of the searched categories, merged by ``d² − merge_weight · ln p(category)`` (by distance
-        alone without ``probabilities``): within a category that is the distance order; across categories a less
-        probable one must fit clearly better."""
-        candidates = []  # (merge key, distance, similarity, product id) from every searched category
-        products: dict[int, ProductInfo] = {}
+    def _rank(self, embedding: np.ndarray, probabilities: dict[str, float] | None, categories: list[str],
+              revisions: dict[str, int], k: int, metric: str, merge_weight: float) -> list[Match]:
+        """The ``k`` best of the searched categories, merged (``search.merging``; by distance alone without
+        ``probabilities``)."""
+        squared, found = {}, {}
         for category in categories:
             if category not in revisions:
                 continue  # the model knows the category, but the catalogue has no products in it
             matrix = self.index.matrix(category, revisions[category])
-            ranked = matrix.nearest(embedding, k, metric)
-            ids = matrix.product_ids[ranked.positions].tolist()
-            penalty = -self.merge_weight * math.log(probabilities[category]) if probabilities else 0.0
-            keys = squared_distances(ranked.distances, metric) + penalty
-            candidates += zip(keys.tolist(), ranked.distances.tolist(), ranked.similarities.tolist(), ids)
-            products.update((pid, matrix.products[pid]) for pid in ids if pid in matrix.products)
-        candidates.sort()
-        return [Match(products[pid], distance, similarity) for _, distance, similarity, pid in candidates[:k]
-                if pid in products]
+            found[category] = matrix, matrix.nearest(embedding, k, metric)
+            squared[category] = squared_distances(found[category][1].distances, metric)
+        matches = []
+        for category, position in merge(squared, probabilities, merge_weight, k):
+            matrix, ranked = found[category]
+            pid = int(matrix.product_ids[ranked.positions[position]])
+            if pid in matrix.products:
+                matches.append(Match(matrix.products[pid], float(ranked.distances[position]),
+                                     float(ranked.similarities[position])))
+        return matches
 
     def _probe(self, embedding: np.ndarray, searched: list[str], revisions: dict[str, int], metric: str,
-               matches: list[Match]) -> Match | None:
-        """The exact-product safety net: the nearest product of the categories not searched, when it is within
-        ``exact_distance`` and closer than the best searched result. It costs one more pass over the vectors not
+               matches: list[Match], exact_distance: float) -> Match | None:
+        """The exact-product safety net (``search.safety_net``): it costs one more pass over the vectors not
         searched (the whole catalogue at worst, through the approximate index for large categories)."""
-        if self.exact_distance <= 0:
+        best = (float(squared_distances(np.array([matches[0].distance], np.float32), metric)[0]) if matches
+                else None)
+        limit = reach(exact_distance, best)
+        if limit <= 0:
             return None
-        reach = self.exact_distance ** 2
-        if matches:
-            reach = min(reach, float(squared_distances(np.array([matches[0].distance], np.float32), metric)[0]))
-        best: Match | None = None
+        nearest = []  # each category's nearest product that the catalogue still describes: (d², match)
         for category in sorted(set(revisions) - set(searched)):
             matrix = self.index.matrix(category, revisions[category])
             ranked = matrix.nearest(embedding, 1, metric)
-            if not len(ranked.positions):
-                continue
-            pid = int(matrix.product_ids[ranked.positions[0]])
-            d2 = float(squared_distances(ranked.distances[:1], metric)[0])
-            if d2 < reach and pid in matrix.products:
-                reach = d2
-                best = Match(matrix.products[pid], float(ranked.distances[0]), float(ranked.similarities[0]))
-        return best
+            if len(ranked.positions) and (pid := int(matrix.product_ids[ranked.positions[0]])) in matrix.products:
+                nearest.append((float(squared_distances(ranked.distances[:1], metric)[0]),
+                                Match(matrix.products[pid], float(ranked.distances[0]),
+                                      float(ranked.similarities[0]))))
+        chosen = pick([d2 for d2, _ in nearest], limit)
+        return None if chosen is None else nearest[chosen][1]
+
+
+class Laps:
+    """A stopwatch: each call gives the milliseconds since the previous one (or since it was made)."""
+
+    def __init__(self):
+        self._last = time.perf_counter()
+
+    def __call__(self) -> float:
+        now, then = time.perf_counter(), self._last
+        self._last = now
+        return (now - then) * 1000.0
 
 
 def check_box(box: Box, size: tuple[int, int] | None = None) -> None:
@@ -350,7 +373,3 @@ def check_box(box: Box, size: tuple[int, int] | None = None) -> None:
         raise SearchError(f"box {box} (x,y,w,h) is not inside the {size[0]} × {size[1]} px image: it needs "
                           f"x + w ≤ {size[0]} and y + h ≤ {size[1]}")
 
-
-def squared_distances(distances: np.ndarray, metric: str) -> np.ndarray:
-    """Squared Euclidean distances between unit vectors, from either metric's distances (cosine: d² = 2(1 − cos))."""
-    return distances ** 2 if metric == "euclidean" else 2.0 * distances

@@ -9,6 +9,7 @@ from evaluation import report
 from evaluation.instances import evaluate_instances
 from evaluation.unseen import compare_on_unseen
 from ingest.loader import Loader
+from search.policy import SearchPolicy
 from search.service import SearchService
 from tests.conftest import SLICE_CATEGORIES, copy_slice
 
@@ -16,7 +17,8 @@ from tests.conftest import SLICE_CATEGORIES, copy_slice
 @pytest.fixture
 def service(store, trained_model, fashion_slice):
     Loader(trained_model, store, progress=False).ingest(list_catalogue(fashion_slice))
-    return SearchService(trained_model, store, tau=0.0)  # the top category only: the identities below hold
+    # The top category only: the identities below hold.
+    return SearchService(trained_model, store, policy=SearchPolicy(tau=0.0))
 
 
 def test_report_on_held_out_queries(service, tmp_path):

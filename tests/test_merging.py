@@ -9,6 +9,7 @@ from db.migrate import upgrade
 from db.store import NewProduct, Store
 from model.card import ModelCard
 from model.inference import Network
+from search.policy import SearchPolicy
 from search.service import SearchService
 
 DIM = 512
@@ -48,9 +49,9 @@ def catalogue(sqlite_url):
     return build
 
 
-def search(store: Store, probabilities: dict[str, float], scope: str = "category", **options):
-    service = SearchService(Scripted(probabilities), store, top_k=10, **options)
-    return service.search_images([Image.new("RGB", (8, 8))], scope=scope)[0]
+def search(store: Store, probabilities: dict[str, float], scope: str = "category", **policy):
+    service = SearchService(Scripted(probabilities), store, top_k=10)
+    return service.search_images([Image.new("RGB", (8, 8))], scope=scope, policy=SearchPolicy(**policy))[0]
 
 
 @pytest.mark.parametrize("weight, order", [(0.0, ["b1", "a1", "b2"]), (0.5, ["a1", "b1", "b2"])])

@@ -68,20 +68,6 @@ def test_a_non_image_is_refused(service):
         service.search(b"GIF89a but not really")
 
 
-@pytest.mark.parametrize("probabilities, tau, cap, expected", [
-    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.0, 3, ["A"]),
-    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.7, 3, ["A"]),
-    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.85, 3, ["A", "B"]),
-    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.95, 3, ["A", "B", "C"]),
-    ([("A", 0.7), ("B", 0.2), ("C", 0.1)], 0.95, 2, ["A", "B"]),
-])
-def test_confidence_aware_narrowing(trained_model, store, probabilities, tau, cap, expected):
-    service = SearchService(trained_model, store, tau=tau, max_categories=cap)
-    searched, rule = service._narrow(probabilities, {"A": 1, "B": 1, "C": 1}, "category")
-    assert searched == expected
-    assert ("τ" in rule) == (tau > 0)
-
-
 def test_batched_search_gives_the_same_answers(service, fashion_slice):
     from images.decoding import decode_image
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import url_for
 
+from search.policy import SearchPolicy
 from webapp.pictures import figures, jpeg
 from webapp.review import explain
 from webapp.state import lookalike
@@ -10,19 +11,13 @@ from webapp.traces import Trace
 
 
 def search_and_trace(image: bytes, params: dict) -> Trace:
-    """Run the search and keep, in memory, what the pages show (not the picture itself)."""
+    """Run the search under the app's settings and keep, in memory, what the pages show (not the picture itself)."""
     state = lookalike()
     service = state.service
-    result = service.search(image, **params)
+    result = service.search(image, **params, policy=SearchPolicy.from_settings(state.settings))
     best_vector = (service.store.vector(result.matches[0].product.id, service.model.version)
                    if result.matches else None)
     return state.traces.put(result, jpeg(result.query), explain(result, best_vector), figures(result))
-
-
-def is_weak(trace: Trace) -> bool:
-    """True when even the best match is below the documented similarity threshold."""
-    matches = trace.result.matches
-    return not matches or matches[0].similarity < lookalike().settings.min_similarity
 
 
 def result_json(trace: Trace) -> dict:
@@ -35,11 +30,11 @@ def result_json(trace: Trace) -> dict:
         "rule": result.rule,
         "safety_net": None if result.exact_match is None else {
             "product_id": result.exact_match.product.id, "category": result.exact_match.product.category,
-            "distance": result.exact_match.distance, "max_distance": lookalike().settings.exact_distance},
+            "distance": result.exact_match.distance, "max_distance": result.policy.exact_distance},
         "metric": result.metric,
         "scope": result.scope,
-        "weak_match": is_weak(trace),
-        "min_similarity": lookalike().settings.min_similarity,
+        "weak_match": result.weak,
+        "min_similarity": result.policy.min_similarity,
         "results": [{
             "product_id": m.product.id,
             "external_id": m.product.external_id,

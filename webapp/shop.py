@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
 
-from webapp.answers import is_weak, search_and_trace
+from webapp.answers import search_and_trace
 from webapp.state import lookalike
 from webapp.uploads import read_file, search_parameters
 
@@ -24,7 +24,7 @@ def search():
     settings = lookalike().settings
     params = search_parameters(request.form.to_dict())
     trace = search_and_trace(read_file(request.files.get("image"), settings.max_upload_bytes), params)
-    return render_template("results.html", trace=trace, weak=is_weak(trace), settings=settings)
+    return render_template("results.html", trace=trace, settings=settings)
 
 
 @blueprint.get(f"/products/<{PRODUCT_ID}>/image")

@@ -1,0 +1,38 @@
+"""A search policy: how the network's outputs for one query become its results.
+
+The policy holds the rules' thresholds (narrowing, merging, the exact-product safety net, the weak-match
+verdict) and is passed per search, so an evaluation can apply several policies to one forward pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config import Settings
+
+_DEFAULTS = Settings()
+
+
+@dataclass(frozen=True)
+class SearchPolicy:
+    """The thresholds of one search; the defaults are the settings' defaults (see ``config.Settings``).
+
+    Attributes:
+        tau, max_categories: narrowing (``search.narrowing``): the fewest most probable categories whose
+            probabilities reach ``tau``, at most ``max_categories`` of them.
+        merge_weight: the results of several categories are merged by ``d² − merge_weight · ln p``
+            (``search.merging``).
+        exact_distance: the safety net's reach (``search.safety_net``); 0 turns it off.
+        min_similarity: a best match under this similarity (percent) is weak: nothing looks much alike
+            (``search.weak_match``).
+    """
+
+    tau: float = _DEFAULTS.narrow_tau
+    max_categories: int = _DEFAULTS.narrow_max_categories
+    merge_weight: float = _DEFAULTS.merge_weight
+    exact_distance: float = _DEFAULTS.exact_distance
+    min_similarity: float = _DEFAULTS.min_similarity
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SearchPolicy":
+        return cls(settings.narrow_tau, settings.narrow_max_categories, settings.merge_weight,
+                   settings.exact_distance, settings.min_similarity)

@@ -1,0 +1,69 @@
+"""Policies passed per search: one forward pass answered under several policies (the evaluation's sweeps), and one
+weak-match verdict for the page, the API and the command line."""
+import pytest
+from PIL import Image
+
+from catalogue.folder import CatalogueFile
+from cli.main import format_result
+from evaluation import report
+from search.policy import SearchPolicy
+from search.service import SearchService
+from tests.test_merging import Scripted, catalogue  # noqa: F401 (fixture)
+
+POLICIES = [SearchPolicy(tau=0.0), SearchPolicy(tau=0.9, merge_weight=0.0), SearchPolicy(tau=0.9, merge_weight=0.5)]
+
+
+class Counted(Scripted):
+    """Counts the pictures it runs."""
+
+    seen = 0
+
+    def _forward(self, batch):
+        self.seen += len(batch)
+        return super()._forward(batch)
+
+
+@pytest.fixture
+def service(catalogue):  # noqa: F811
+    store = catalogue({"a1": ("A", 0.60), "b1": ("B", 0.55), "b2": ("B", 0.90)})
+    return SearchService(Counted({"A": 0.6, "B": 0.4}), store, top_k=10)
+
+
+def names(result) -> list[str]:
+    return [m.product.external_id for m in result.matches]
+
+
+def test_one_look_answers_every_policy_as_its_own_search_would(service):
+    pictures = [Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), "white")]
+    seen = service.look(pictures)
+    assert service.model.seen == 2
+    for policy in POLICIES:
+        answered = service.answer(seen, policy=policy)
+        searched = service.search_images(pictures, policy=policy)
+        assert [names(r) for r in answered] == [names(r) for r in searched]
+        assert all(r.policy == policy for r in answered)
+    assert [names(r) for r in service.answer(seen, policy=POLICIES[0])] == [["b1", "a1"]] * 2  # the safety net
+    assert names(service.answer(seen, policy=POLICIES[1])[0]) == ["b1", "a1", "b2"]
+    assert names(service.answer(seen, policy=POLICIES[2])[0]) == ["a1", "b1", "b2"]
+    assert names(service.answer(seen)[0]) == names(service.search_images(pictures[:1])[0])  # the service's own
+
+
+def test_a_sweep_runs_the_network_once_per_query(service, tmp_path):
+    queries = []
+    for i in range(5):
+        Image.new("RGB", (8, 8), (i, i, i)).save(tmp_path / f"q{i}.jpg")
+        queries.append(CatalogueFile(tmp_path / f"q{i}.jpg", "B", f"q{i}"))
+    evaluations = report.sweep(service, queries, POLICIES, k=3, batch_size=2, progress=False)
+    assert service.model.seen == 5
+    assert [[names(r) for r in e.results] for e in evaluations] == [[["b1", "a1"]] * 5, [["b1", "a1", "b2"]] * 5,
+                                                                      [["a1", "b1", "b2"]] * 5]
+    # The service's own policy (τ 0.8, merge weight 0.2): 0.36 − 0.2 ln 0.6 < 0.3025 − 0.2 ln 0.4.
+    assert [names(r) for r in report.run(service, queries, k=3, progress=False).results] == [["a1", "b1", "b2"]] * 5
+    assert all(latency > 0 for e in evaluations for latency in e.latency_ms)
+
+
+@pytest.mark.parametrize("min_similarity, weak", [(0.0, False), (100.5, True)])
+def test_the_command_line_says_what_the_page_says_about_a_weak_match(service, min_similarity, weak):
+    result = service.search_images([Image.new("RGB", (8, 8))], policy=SearchPolicy(min_similarity=min_similarity))[0]
+    assert result.weak is weak
+    assert ("nothing in the catalogue looks much like this image" in format_result(result)) is weak
