@@ -8,7 +8,6 @@ box from that map, and when it is clearly smaller than the photo one more forwar
 from __future__ import annotations
 
 import math
-import reprlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
@@ -16,21 +15,17 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from config.settings import (EXACT_DISTANCE, LOCALISE_MAX_SHARE, LOCALISE_THRESHOLD, MERGE_WEIGHT, METRICS, NARROW_TAU,
-                             SCOPES)
+from config import DEFAULTS
 from db.store import ProductInfo, Store
 from model.images import decode_image, to_array
 from model.inference import Network
 from search.ann import AnnPolicy
 from search.index import VectorIndex
 from search.localisation import MARGIN, Box, Localisation, localise
+from search.parameters import SearchError, SearchParameters
 
 # Where the searched region came from (``SearchResult.box_source``).
 WHOLE, SHOPPER, LOCALISED = "whole photo", "shopper", "localised"
-
-
-class SearchError(ValueError):
-    """A search request that cannot be answered as asked (bad parameters); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +96,6 @@ class SearchService:
         top_k: default number of results.
         metric, scope: defaults (``euclidean|cosine``, ``category|all``).
         max_image_pixels: uploads larger than this are refused.
-        max_k: the largest k a caller may ask for.
         tau, max_categories: confidence-aware narrowing (``tau`` 0 searches the most probable category only).
         merge_weight: results of several categories are merged by ``d² − merge_weight · ln p(category)``.
         exact_distance: the safety net's reach: the nearest product of the categories not searched goes first
@@ -113,11 +107,12 @@ class SearchService:
         ann: which categories are searched through an approximate index.
     """
 
-    def __init__(self, model: Network, store: Store, top_k: int = 30, metric: str = "euclidean",
-                 scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
-                 tau: float = NARROW_TAU, max_categories: int = 3, merge_weight: float = MERGE_WEIGHT,
-                 exact_distance: float = EXACT_DISTANCE, localise_max_share: float = LOCALISE_MAX_SHARE,
-                 localise_threshold: float = LOCALISE_THRESHOLD, ann: AnnPolicy = AnnPolicy()):
+    def __init__(self, model: Network, store: Store, top_k: int = DEFAULTS.top_k, metric: str = DEFAULTS.metric,
+                 scope: str = DEFAULTS.scope, max_image_pixels: int = DEFAULTS.max_image_pixels,
+                 tau: float = DEFAULTS.narrow_tau, max_categories: int = DEFAULTS.narrow_max_categories,
+                 merge_weight: float = DEFAULTS.merge_weight, exact_distance: float = DEFAULTS.exact_distance,
+                 localise_max_share: float = DEFAULTS.localise_max_share,
+                 localise_threshold: float = DEFAULTS.localise_threshold, ann: AnnPolicy = AnnPolicy()):
         self.model = model
         self.store = store
         self.index = VectorIndex(store, model.version, ann)
@@ -125,7 +120,6 @@ class SearchService:
         self.metric = metric
         self.scope = scope
         self.max_image_pixels = max_image_pixels
-        self.max_k = max_k
         self.tau = tau
         self.max_categories = max_categories
         self.merge_weight = merge_weight
@@ -251,18 +245,12 @@ class SearchService:
         Raises:
             SearchError: k, metric, scope or box out of range.
         """
-        k = self.top_k if k is None else k
-        metric = metric or self.metric
-        scope = scope or self.scope
-        if not 1 <= k <= self.max_k:
-            raise SearchError(f"k must be between 1 and {self.max_k}, got {reprlib.repr(k)}")
-        if metric not in METRICS:
-            raise SearchError(f"metric must be one of {', '.join(METRICS)}, got {reprlib.repr(metric)}")
-        if scope not in SCOPES:
-            raise SearchError(f"scope must be one of {', '.join(SCOPES)}, got {reprlib.repr(scope)}")
-        if box is not None:
-            check_box(box)
-        return k, metric, scope
+        checked = SearchParameters.read({"k": self.top_k if k is None else k, "metric": metric or self.metric,
+                                         "scope": scope or self.scope, "box": box})
+        if checked.box is not None:
+            check_box(checked.box)
+        assert checked.k is not None and checked.metric and checked.scope  # each was given
+        return checked.k, checked.metric, checked.scope
 
     def _narrow(self, probabilities: list[tuple[str, float]], revisions: dict[str, int],
                 scope: str) -> tuple[list[str], str]:

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from config import DEFAULTS
 from model.images import MAX_JPEG_SCANS, MAX_SIDE, ImageError, ImageTooLarge, decode_image, to_array
 from tests.images import (corrupt_avif, corrupt_blp, dds_with_unknown_flags, encode, gradient, png_declaring,
                           progressive_jpeg)
 
-LIMIT = 40_000_000
+LIMIT = DEFAULTS.max_image_pixels
 
 
 @pytest.mark.parametrize("data, message", [

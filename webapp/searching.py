@@ -1,9 +1,9 @@
-"""One search as the web app runs it: search, keep the trace for the reviewer, shape the JSON answer."""
+"""One search as the web app runs it: search, keep the trace for the reviewer, shape the API's answer."""
 from __future__ import annotations
 
 from flask import url_for
 
-from webapp import lookalike
+from webapp import lookalike, schemas
 from webapp.pictures import figures, jpeg
 from webapp.review import explain
 from webapp.traces import Trace
@@ -25,34 +25,31 @@ def is_weak(trace: Trace) -> bool:
     return not matches or matches[0].similarity < lookalike().settings.min_similarity
 
 
-def result_json(trace: Trace) -> dict:
-    result = trace.result
+def result_body(trace: Trace) -> schemas.SearchResult:
+    """The API's answer to a search."""
+    result, settings = trace.result, lookalike().settings
     category, probability = result.predicted
-    return {
-        "predicted": {"category": category, "probability": probability},
-        "probabilities": [{"category": c, "probability": p} for c, p in result.probabilities],
-        "searched_categories": result.searched,
-        "rule": result.rule,
-        "safety_net": None if result.exact_match is None else {
-            "product_id": result.exact_match.product.id, "category": result.exact_match.product.category,
-            "distance": result.exact_match.distance, "max_distance": lookalike().settings.exact_distance},
-        "metric": result.metric,
-        "scope": result.scope,
-        "weak_match": is_weak(trace),
-        "min_similarity": lookalike().settings.min_similarity,
-        "results": [{
-            "product_id": m.product.id,
-            "external_id": m.product.external_id,
-            "category": m.product.category,
-            "metadata": m.product.attributes,
-            "distance": m.distance,
-            "similarity": m.similarity,
-            "image_url": url_for("shop.product_image", product_id=m.product.id),
-        } for m in result.matches],
-        "box": None if result.box is None else {"x": result.box.x, "y": result.box.y, "w": result.box.w,
-                                                 "h": result.box.h},
-        "box_source": result.box_source,
-        "image_size": {"width": result.query_size[0], "height": result.query_size[1]},
-        "timings_ms": result.timings_ms,
-        "review_url": url_for("review.trace", trace_id=trace.id),
-    }
+    exact = result.exact_match
+    return schemas.SearchResult(
+        predicted=schemas.Probability(category=category, probability=probability),
+        probabilities=[schemas.Probability(category=c, probability=p) for c, p in result.probabilities],
+        searched_categories=result.searched,
+        rule=result.rule,
+        metric=result.metric,
+        scope=result.scope,
+        safety_net=None if exact is None else schemas.SafetyNet(
+            product_id=exact.product.id, category=exact.product.category, distance=exact.distance,
+            max_distance=settings.exact_distance),
+        weak_match=is_weak(trace),
+        min_similarity=settings.min_similarity,
+        results=[schemas.RankedProduct(
+            product_id=m.product.id, external_id=m.product.external_id, category=m.product.category,
+            metadata=m.product.attributes, distance=m.distance, similarity=m.similarity,
+            image_url=url_for("shop.product_image", product_id=m.product.id)) for m in result.matches],
+        box=None if result.box is None else schemas.Region(x=result.box.x, y=result.box.y, w=result.box.w,
+                                                           h=result.box.h),
+        box_source=result.box_source,
+        image_size=schemas.ImageSize(width=result.query_size[0], height=result.query_size[1]),
+        timings_ms=result.timings_ms,
+        review_url=url_for("review.trace", trace_id=trace.id),
+    )
