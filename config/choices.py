@@ -9,6 +9,8 @@ from enum import StrEnum
 
 
 class Choice(StrEnum):
+    """A fixed list of names; a member is its name as a string."""
+
     @classmethod
     def values(cls) -> list[str]:
         """The names as plain strings (argparse shows ``repr`` of its choices)."""

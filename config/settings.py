@@ -8,12 +8,13 @@ table of variables is printed from these fields (``python -m config``, checked b
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 from limits import parse_many
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
@@ -112,14 +113,15 @@ class Settings:
            "so a client cannot pretend to be another by sending the header)")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings from ``environ`` (default: the process's); an unset or empty variable keeps the default.
 
         Raises:
             ValueError: naming the variable, what it must be and what it was.
         """
         environ = os.environ if environ is None else environ
-        given = {f.name: environ[variable(f.name)] for f in fields(cls) if environ.get(variable(f.name))}
+        given: dict[str, Any] = {field.name: environ[variable(field.name)] for field in fields(cls)
+                                 if environ.get(variable(field.name))}
         try:
             return cls(**given)
         except ValidationError as e:
@@ -146,8 +148,7 @@ DEFAULTS = Settings()
 def settings_table() -> str:
     """The README's table of environment variables, from the declaration above."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, info in Settings.__pydantic_fields__.items():
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        shown = extra.get("shown") or f"`{info.default}`"
-        rows.append(f"| `{variable(name)}` | {shown} | {info.description} |")
+    for name, field in TypeAdapter(Settings).json_schema()["properties"].items():
+        shown = field.get("shown") or f"`{field['default']}`"
+        rows.append(f"| `{variable(name)}` | {shown} | {field['description']} |")
     return "\n".join(rows) + "\n"

@@ -8,11 +8,12 @@ from __future__ import annotations
 import re
 import reprlib
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
+
+from config.choices import Choice
 
 # ASCII digits only: int() would also take '١٢', '1_0', ' 7 ' and, from JSON, true and 2.0. (30 digits are far past
 # any count: a longer string is no number a person meant.)
@@ -33,13 +34,13 @@ WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class OneOf:
-    """Metadata for a ``StrEnum`` field (``Annotated[Metric, OneOf()]``): refused with the list of its values."""
+    """Metadata for a ``Choice`` field (``Annotated[Metric, OneOf()]``): refused with the list of its names."""
 
-    def __get_pydantic_core_schema__(self, source: type[StrEnum], handler: GetCoreSchemaHandler):
+    def __get_pydantic_core_schema__(self, source: type[Choice], handler: GetCoreSchemaHandler):
         def named(value: Any) -> Any:
             if not isinstance(value, str):
                 raise PydanticCustomError("string_type", "must be a string")
-            if value not in source._value2member_map_:
+            if value not in source.values():
                 raise PydanticCustomError("choice", "must be one of {choices}", {"choices": ", ".join(source)})
             return value
 

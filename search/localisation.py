@@ -15,6 +15,7 @@ from PIL import Image
 from scipy import ndimage
 
 from config import DEFAULTS
+
 MARGIN = 0.1  # of the box's side, added on each side of the crop: the map's cells are coarse
 CELL = 32  # a map cell's side once scaled up: what a cell of the 7 × 7 maps covers of a 224 px input
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import reprlib
-from typing import Annotated, Any, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -48,7 +49,7 @@ class SearchParameters(BaseModel):
                        "the product is localised by the network. Outside the image: 400"})] | None = None
 
     @classmethod
-    def read(cls, values: Mapping[str, Any]) -> "SearchParameters":
+    def read(cls, values: Mapping[str, Any]) -> SearchParameters:
         """The parameters from form values or a JSON object (the same rules for both); empty ones are left out.
 
         Raises:
@@ -58,7 +59,7 @@ class SearchParameters(BaseModel):
             return cls.model_validate({name: value for name, value in values.items() if value not in (None, "")})
         except ValidationError as e:
             errors = e.errors()
-        unknown = ", ".join(str(error["loc"][0]) for error in errors if error["type"] == "extra_forbidden")
+        unknown = ", ".join(sorted(str(error["loc"][0]) for error in errors if error["type"] == "extra_forbidden"))
         if unknown:
             raise SearchError(f"unknown parameter(s): {unknown if len(unknown) <= 80 else reprlib.repr(unknown)}; "
                               f"allowed: {', '.join(cls.model_fields)}")

@@ -35,7 +35,7 @@ def search(client, data: bytes, **fields):
 
 def test_every_schema_is_valid_json_schema(document):
     assert document["openapi"] == "3.1.0"
-    for name, schema in document["components"]["schemas"].items():
+    for schema in document["components"]["schemas"].values():
         OAS31Validator.check_schema(schema)
 
 

@@ -1,10 +1,10 @@
 """The benchmark's own logic on small inputs: machine description, verdicts, FAISS agreement, the decode paths (no timings)."""
 import numpy as np
 
-from config import DEFAULTS
 from bench.machine import this_machine
 from bench.ranking_bench import queries_near, unit_vectors, versus_faiss
 from bench.report import at_least, at_most, markdown
+from config import DEFAULTS
 from tests.conftest import FASHION
 
 

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from config import DEFAULTS
 from cli.main import main
+from config import DEFAULTS
 from evaluation import report
 from evaluation.instances import evaluate_instances
 from evaluation.unseen import compare_on_unseen
