@@ -26,8 +26,8 @@ from bench.databases import fresh_database, server_process
 from bench.machine import Machine, this_machine
 from bench.report import Row, at_least, at_most, markdown
 from bench.served import ROOT, train_served_model
-from catalogue.folder import CatalogueFile, list_catalogue
-from config import Settings
+from catalogue.folder import CatalogueFile, list_catalogue, per_category
+from config import DEFAULTS, Settings
 from db.schema import Feature
 from db.store import Store
 from images.decoding import decode_image, to_array
@@ -38,7 +38,7 @@ from search.ann import AnnPolicy
 from throwaway.mysql import mysql_server
 
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR") or ROOT.parent / "shared")
-BATCH = 32  # the loader's default batch (Settings.batch_size)
+BATCH = DEFAULTS.batch_size  # the loader's default batch
 BATCH_SIZES = (1, 8, 32, 64)
 CLIENTS = 8
 
@@ -67,13 +67,7 @@ QUICK = Sizes(4, 40, 10, 24, 24, 12, 8.0, 64, 100_000, 3, (10_000, 100_000), (20
 def _subset(files: list[CatalogueFile], sizes: Sizes) -> list[CatalogueFile]:
     categories = sorted({f.category for f in files})
     kept = set(categories[:sizes.categories] if sizes.categories else categories)
-    taken: dict[str, int] = {}
-    subset = []
-    for entry in files:
-        if entry.category in kept and (not sizes.per_category or taken.get(entry.category, 0) < sizes.per_category):
-            taken[entry.category] = taken.get(entry.category, 0) + 1
-            subset.append(entry)
-    return subset
+    return per_category(files, sizes.per_category, kept)
 
 
 def _evenly(items: list, count: int) -> list:
@@ -245,7 +239,7 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                        + "\n".join(f"| {w} × {t} | {q:.1f} | {m / 2**20:.0f} MiB |" for w, t, q, m in layouts))
         say("   real embeddings for the approximate index")
         real_vectors = np.concatenate([store.category_vectors(c, model.version)[1] for c in sorted(categories)])
-        real_queries = model.predict(np.stack([to_array(decode_image(q, 40_000_000).rgb, model.input_size)
+        real_queries = model.predict(np.stack([to_array(decode_image(q, DEFAULTS.max_image_pixels).rgb, model.input_size)
                                                for q in _evenly(queries, 50)])).embeddings
         store.engine.dispose()
 

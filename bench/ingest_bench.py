@@ -7,6 +7,7 @@ import time
 from sqlalchemy import insert, select
 
 from catalogue.folder import CatalogueFile
+from config import DEFAULTS
 from db.schema import Category, Feature, Product
 from db.store import Store, encode_vector
 from images.decoding import decode_image, to_array
@@ -37,7 +38,7 @@ def per_image_baseline_rate(model: KerasNetwork, url: str, files: list[Catalogue
     started = time.perf_counter()
     for entry in files:
         data = entry.path.read_bytes()
-        image = decode_image(data, max_pixels=40_000_000)
+        image = decode_image(data, max_pixels=DEFAULTS.max_image_pixels)
         array = model.preprocess(to_array(image.rgb, model.input_size)[None])
         vector = model.network.predict(array, verbose=0)[1][0]
         with store.engine.begin() as conn:

@@ -19,6 +19,7 @@ import psutil
 import requests
 from sqlalchemy import select
 
+from config import DEFAULTS
 from db.schema import Category, Feature, Product
 from db.store import Store
 from images.decoding import decode_image, to_array
@@ -159,7 +160,7 @@ def per_query_baseline(model: KerasNetwork, store: Store, image: bytes, k: int =
         (seconds in all, seconds of the retrieval after the forward pass, the best match's product id).
     """
     started = time.perf_counter()
-    decoded = decode_image(image, max_pixels=40_000_000)
+    decoded = decode_image(image, max_pixels=DEFAULTS.max_image_pixels)
     probabilities, embedding = model.network.predict(
         model.preprocess(to_array(decoded.rgb, model.input_size)[None]), verbose=0)
     category = model.categories[int(np.argmax(probabilities[0]))]

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import csv
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Container, Iterable, Iterator, TypeVar
 
 Item = TypeVar("Item")
 Done = TypeVar("Done")
@@ -47,6 +47,18 @@ def list_catalogue(root: Path, category: str | None = None) -> list[CatalogueFil
         name = relative.parts[0] if len(relative.parts) > 1 else (category or root.resolve().name)
         files.append(CatalogueFile(path=path, category=name, external_id=path.stem))
     return files
+
+
+def per_category(files: Iterable[CatalogueFile], count: int,
+                 categories: Container[str] | None = None) -> list[CatalogueFile]:
+    """The first ``count`` files of each category (0: every file), in their order, of ``categories`` only if given."""
+    taken: Counter[str] = Counter()
+    chosen = []
+    for entry in files:
+        if (categories is None or entry.category in categories) and (not count or taken[entry.category] < count):
+            taken[entry.category] += 1
+            chosen.append(entry)
+    return chosen
 
 
 def relabel(files: list[CatalogueFile], mapping: dict[str, str | None]) -> list[CatalogueFile]:

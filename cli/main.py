@@ -10,16 +10,14 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli import catalogue, improve, models
 from config import Settings
-
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
-DEMO_WEIGHTS = DEMO_DIR / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
+from config.choices import Metric, Optimizer, Scope
+from config.settings import DEMO_DIR, DEMO_WEIGHTS
 
 
 def cmd_db(args, settings: Settings) -> None:
@@ -188,11 +186,10 @@ def cmd_evaluate_unseen(args, settings: Settings) -> None:
 def cmd_evaluate_localisation(args, settings: Settings) -> None:
     """Products pasted at known places on larger backgrounds: how well each threshold's box finds them."""
     from bootstrap import open_network
-    from catalogue.folder import list_catalogue
+    from catalogue.folder import list_catalogue, per_category
     from evaluation.localisation import run, write
 
-    products = [entry for _, group in itertools.groupby(list_catalogue(args.queries), key=lambda e: e.category)
-                for entry in list(group)[:args.per_category]]
+    products = per_category(list_catalogue(args.queries), args.per_category)
     network = open_network(settings, batch_work=True)
     thresholds = [float(t) for t in args.thresholds.split(",")]
     print(write(run(network, products, thresholds), args.out))
@@ -200,26 +197,18 @@ def cmd_evaluate_localisation(args, settings: Settings) -> None:
 
 def cmd_grid(args, settings: Settings) -> None:
     """Backbones × optimizers × learning rates, each trained and tested; results table and curves."""
-    from catalogue.folder import list_catalogue
+    from catalogue.folder import list_catalogue, per_category
     from evaluation.grid import run_grid
     from model.training import TrainConfig
 
     wanted = set(args.categories.split(",")) if args.categories else None
 
-    def subset(folder: Path, limit: int):
-        taken: Counter[str] = Counter()
-        chosen = []
-        for entry in list_catalogue(folder):
-            if (wanted is None or entry.category in wanted) and (not limit or taken[entry.category] < limit):
-                taken[entry.category] += 1
-                chosen.append(entry)
-        return chosen
-
     backbones = [tuple(item.split(":", 1)) if ":" in item else (item, "imagenet") for item in args.backbones.split(",")]
     # A validation share chooses each run's best epoch, so the runs are compared at their best.
     base = TrainConfig(input_size=args.input_size, epochs=args.epochs, patience=args.patience,
                        validation_split=args.validation_split, batch_size=settings.batch_size)
-    runs = run_grid(subset(args.catalogue, args.per_category), subset(args.test, 0), base, backbones,
+    runs = run_grid(per_category(list_catalogue(args.catalogue), args.per_category, wanted),
+                    per_category(list_catalogue(args.test), 0, wanted), base, backbones,
                     args.optimizers.split(","), [float(r) for r in args.learning_rates.split(",")], args.out,
                     args.note or "")
     print((args.out / "results.md").read_text(), end="")
@@ -280,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backbone", help="resnet50, mobilenet_v2, vgg16 or small_cnn (default: settings)")
     train.add_argument("--weights", help="imagenet, none or a weights file (default: settings)")
     train.add_argument("--input-size", type=int, help="square input side (default: settings, or the backbone's)")
-    train.add_argument("--optimizer", choices=["adam", "rmsprop"])
+    train.add_argument("--optimizer", choices=Optimizer.values())
     train.add_argument("--learning-rate", type=float, help="head stage, cosine decay from it")
     train.add_argument("--epochs", type=int, help="head stage")
     train.add_argument("--top-learning-rate", type=float, help="stage training the backbone's top with the head")
@@ -302,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="search the catalogue with an image file and print a table")
     search.add_argument("image", type=Path)
     search.add_argument("-k", type=int, default=None)
-    search.add_argument("--metric", choices=["euclidean", "cosine"])
-    search.add_argument("--scope", choices=["category", "all"])
+    search.add_argument("--metric", choices=Metric.values())
+    search.add_argument("--scope", choices=Scope.values())
     search.set_defaults(func=cmd_search)
 
     evaluate = sub.add_parser("evaluate", help="report accuracy and retrieval metrics on labelled queries")
@@ -311,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, required=True, help="folder for the report")
     evaluate.add_argument("--relevance", type=Path, help="JSON: query label → relevant catalogue categories")
     evaluate.add_argument("-k", type=int, default=30)
-    evaluate.add_argument("--metric", choices=["euclidean", "cosine"])
-    evaluate.add_argument("--scope", choices=["category", "all"])
+    evaluate.add_argument("--metric", choices=Metric.values())
+    evaluate.add_argument("--scope", choices=Scope.values())
     evaluate.add_argument("--tau", help="narrowing threshold; several, comma-separated, make a τ sweep")
     evaluate.add_argument("--max-categories", type=int, help="cap on categories searched")
     evaluate.add_argument("--merge-weight", help="merge weight β of d² − β·ln p; several, comma-separated, are swept "
@@ -347,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--out", type=Path, required=True)
     grid.add_argument("--backbones", default="small_cnn:none,vgg16,resnet50,mobilenet_v2",
                       help="comma-separated NAME or NAME:WEIGHTS (weights: imagenet, none or a file)")
-    grid.add_argument("--optimizers", default="adam,rmsprop")
+    grid.add_argument("--optimizers", default=",".join(Optimizer), help="comma-separated (default: %(default)s)")
     grid.add_argument("--learning-rates", default="1e-2,1e-3,1e-4")
     grid.add_argument("--epochs", type=int, default=50)
     grid.add_argument("--patience", type=int, default=5)

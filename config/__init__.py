@@ -1,4 +1,4 @@
 """Settings: every knob of Lookalike, read once from environment variables."""
-from config.settings import Settings
+from config.settings import DEFAULTS, Settings
 
-__all__ = ["Settings"]
+__all__ = ["DEFAULTS", "Settings"]

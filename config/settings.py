@@ -1,178 +1,132 @@
-"""One settings object built from ``LOOKALIKE_*`` environment variables.
+"""One settings object built from ``LOOKALIKE_*`` environment variables, each setting declared once below.
 
-Nothing else in the code reads the environment, so tests build a ``Settings`` by hand and every path
-comes from here instead of being hard-coded.
+A field carries its type, its default and its description; its variable is ``LOOKALIKE_`` + its name in capitals.
+Nothing else in the code reads the environment, so tests build a ``Settings`` by hand, every path comes from
+here instead of being hard-coded, constructors that take a setting default to ``DEFAULTS``, and the README's
+table of variables is printed from these fields (``python -m config``, checked by a test).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Mapping
+from typing import Annotated, Any
 
 from limits import parse_many
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
-METRICS = ("euclidean", "cosine")
-SCOPES = ("category", "all")
-RUNTIMES = ("onnx", "keras")
-# Chosen from the measured sweeps in docs/quality.md (see Settings).
-NARROW_TAU = 0.8
-MERGE_WEIGHT = 0.2
-EXACT_DISTANCE = 0.8
-LOCALISE_MAX_SHARE = 0.0  # off: cropping to the box cost precision on every measured set (docs/quality.md)
-LOCALISE_THRESHOLD = 0.5
+from config.choices import Metric, Runtime, Scope
+from config.validation import OneOf, complaint
 
-
-def _number(environ: Mapping[str, str], name: str, default, kind=int):
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return kind(raw)
-    except ValueError as e:
-        raise ValueError(f"{name} must be {'a whole number' if kind is int else 'a number'}, got {raw!r}") from e
+PREFIX = "LOOKALIKE_"
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+# The offline ImageNet weights of the demo backbone (mobilenet_v2), committed with their provenance.
+DEMO_WEIGHTS = DEMO_DIR / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
 
 
-def _rate(environ: Mapping[str, str], name: str, default: str) -> str:
-    value = environ.get(name) or default
+def variable(name: str) -> str:
+    """The environment variable of a setting."""
+    return PREFIX + name.upper()
+
+
+def setting(default: Any, description: str, shown: str | None = None) -> Any:
+    """A setting's default and its description; ``shown``: the default in words where the value would not say it."""
+    return Field(default, description=description, json_schema_extra={"shown": shown} if shown else None)
+
+
+def _rate(value: str) -> str:
     try:
         parse_many(value)
-    except ValueError as e:
-        raise ValueError(f"{name} must be a rate like '60 per minute' or '5/second;100/hour', got {value!r}") from e
-    return value
-
-
-def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = environ.get(name) or default
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    except ValueError:
+        raise PydanticCustomError("rate", "must be a rate like '60 per minute' or '5/second;100/hour'") from None
     return value
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Runtime configuration.
+    """Runtime configuration: one field per ``LOOKALIKE_*`` variable (the descriptions are the README's table)."""
 
-    Attributes:
-        data_dir: where the embedded SQLite database and the trained model live by default.
-        database_url: SQLAlchemy URL; empty means the embedded SQLite file in ``data_dir``.
-        model_path: the trained ``.keras`` file (its ``.meta.json`` sits beside it): what ``train`` writes, and
-            what is served until a model is registered.
-        models_dir: registered models' files, one folder per version (``model.versions``); empty means
-            ``data_dir/models``.
-        backbone: registry name used when training a new model.
-        weights: ``imagenet`` (Keras's own loader and cache), ``none``, or a local weights file.
-        input_size: side of the square network input; 0 means the backbone's default.
-        runtime: what runs the network when serving, ingesting and evaluating: ``onnx`` (ONNX Runtime, the
-            default: no TensorFlow in the process) or ``keras`` (TensorFlow, the training runtime).
-        threads: intra-op threads of the runtime; 0 means every core this process may use.
-        top_k: results returned by a search unless the caller asks otherwise.
-        batch_size: images per forward pass and per committed batch of rows.
-        metric, scope: defaults of a search (``euclidean|cosine``, ``category|all``).
-        max_upload_bytes: largest image accepted for a search or an ingest.
-        max_image_pixels: decoded images larger than this are refused (decompression bombs).
-        narrow_tau, narrow_max_categories: a search covers the fewest most probable categories whose
-            probabilities sum to at least ``narrow_tau``, and at most ``narrow_max_categories`` of them
-            (the defaults were chosen from the measured curve in docs/quality.md).
-        merge_weight: when several categories are searched, results are merged by ``d² − merge_weight · ln p``
-            (d: distance, p: the result's category probability), so a less probable category's results must fit
-            clearly better to push out the likely category's; 0 merges by distance alone.
-        exact_distance: the exact-product safety net: the nearest product of the categories not searched is
-            shown first when it is closer than this (Euclidean, unit vectors) and closer than every searched
-            result, so a near-identical catalogue photo is found when the classifier picks the wrong category
-            (0 turns it off).
-        localise_max_share: a search embeds the crop around the product (the box from the network's activation
-            map, search/localisation.py) instead of the whole photo when that box covers at most this share of
-            the photo; 0 turns it off (measured in docs/quality.md).
-        localise_threshold: the box is drawn around the largest region where the activation map reaches this
-            share of its peak.
-        ann_min_vectors, ann_nprobe: a category with at least ``ann_min_vectors`` vectors is searched through
-            an approximate FAISS IVF index scanning ``ann_nprobe`` clusters (0 turns it off; see docs/benchmarks.md).
-        min_similarity: below this best-match similarity (percent) a search says plainly that nothing
-            in the catalogue looks much like the photo.
-        trace_ttl_seconds: how long the reviewer page of a search stays available (kept in memory only).
-        trace_max_bytes: memory the kept searches may take together; past it the oldest are forgotten first.
-        allow_private_urls: let URL search fetch loopback/private/link-local addresses (tests only).
-        url_timeout_seconds: time limit of a URL search's download.
-        demo_backbone: backbone of the demo; ``mobilenet_v2`` uses the offline weights shipped in
-            ``demo/weights``, any other uses Keras's ImageNet loader (cache, or a download with internet).
-        rate_limit: searches allowed per client address (page and API counted together), in the
-            ``limits`` notation, e.g. ``60 per minute`` or ``5/second;100/hour``.
-        trusted_proxies: how many reverse proxies in front of the app set ``X-Forwarded-For``; 0 means the
-            client is the socket's peer (a client cannot then pretend to be another by sending the header).
-    """
-
-    data_dir: Path = Path("var")
-    database_url: str = ""
-    model_path: Path | None = None
-    models_dir: Path | None = None
-    backbone: str = "resnet50"
-    weights: str = "imagenet"
-    input_size: int = 0
-    runtime: str = "onnx"
-    threads: int = 0
-    top_k: int = 30
-    batch_size: int = 32
-    metric: str = "euclidean"
-    scope: str = "category"
-    max_upload_bytes: int = 10 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
-    narrow_tau: float = NARROW_TAU
-    narrow_max_categories: int = 3
-    merge_weight: float = MERGE_WEIGHT
-    exact_distance: float = EXACT_DISTANCE
-    localise_max_share: float = LOCALISE_MAX_SHARE
-    localise_threshold: float = LOCALISE_THRESHOLD
-    ann_min_vectors: int = 50_000
-    ann_nprobe: int = 32
-    min_similarity: float = 60.0
-    trace_ttl_seconds: int = 900
-    trace_max_bytes: int = 64 * 1024 * 1024
-    allow_private_urls: bool = False
-    url_timeout_seconds: float = 5.0
-    demo_backbone: str = "mobilenet_v2"
-    rate_limit: str = "60 per minute"
-    trusted_proxies: int = 0
+    database_url: str = setting(
+        "", "SQLAlchemy URL, e.g. `mysql+mysqlconnector://user:$PASSWORD@host/lookalike?charset=utf8mb4`",
+        "embedded SQLite `$LOOKALIKE_DATA_DIR/lookalike.db`")
+    data_dir: Path = setting(Path("var"), "where the embedded database and the model live")
+    model_path: Path | None = setting(
+        None, "the trained `.keras` file (its card sits beside it): what `train` writes and `models add` registers, "
+              "served until a model is registered", "`$LOOKALIKE_DATA_DIR/model.keras`")
+    models_dir: Path | None = setting(
+        None, "registered models' files, one folder per version (`model.versions`); every serving process must see it",
+        "`$LOOKALIKE_DATA_DIR/models`")
+    backbone: str = setting("resnet50", "backbone for `train`: `resnet50`, `mobilenet_v2`, `vgg16`, `small_cnn`")
+    weights: str = setting("imagenet", "`imagenet` (Keras's loader: cache first, download where there is internet), "
+                                       "`none`, or a weights file")
+    input_size: int = setting(0, "side of the square network input", "backbone's (224; 128 for `small_cnn`)")
+    runtime: Annotated[Runtime, OneOf()] = setting(
+        Runtime.ONNX, "what runs the network for search, ingest and evaluation: `onnx` (ONNX Runtime; the process "
+                      "never loads TensorFlow) or `keras` (TensorFlow, the training runtime)")
+    threads: int = setting(0, "ONNX Runtime's intra-op threads", "cores the process may use")
+    top_k: int = setting(30, "results per search unless the caller asks otherwise")
+    batch_size: int = setting(32, "images per forward pass and per committed batch of rows")
+    metric: Annotated[Metric, OneOf()] = setting(Metric.EUCLIDEAN, "how a search compares embeddings by default")
+    scope: Annotated[Scope, OneOf()] = setting(
+        Scope.CATEGORY, "what a search covers by default: the most probable categories, or every one")
+    max_upload_bytes: int = setting(10 * 1024 * 1024, "largest image accepted for a search or an ingest", "10 MiB")
+    max_image_pixels: int = setting(
+        40_000_000, "decoded images larger than this are refused (decompression bombs); JPEG, PNG, WebP or GIF, no "
+                    "side over 20,000 px, no JPEG over 100 scans", "40 M")
+    narrow_tau: float = setting(
+        0.8, "confidence-aware narrowing: a search covers the fewest most probable categories whose probabilities "
+             "sum to at least τ (chosen from the measured curve in docs/quality.md)")
+    narrow_max_categories: int = setting(3, "at most this many categories are searched by narrowing")
+    merge_weight: float = setting(
+        0.2, "results of several searched categories are merged by d² − β · ln p(category): a less probable "
+             "category must fit clearly better (0: by distance alone)")
+    exact_distance: float = setting(
+        0.8, "exact-product safety net: the nearest product of the categories not searched goes first when it is "
+             "this close (Euclidean, unit vectors) and closer than every searched one; 0 turns it off")
+    localise_max_share: float = setting(
+        0.0, "localisation: search the crop around the product instead of the whole photo when its box covers at "
+             "most this share of the photo (0: never, the measured default; see docs/quality.md)")
+    localise_threshold: float = setting(
+        0.5, "the box is drawn around the largest region of the activation map reaching this share of its peak")
+    ann_min_vectors: int = setting(
+        50_000, "a category with at least this many vectors is searched through an approximate FAISS IVF index "
+                "(0 turns it off; see docs/benchmarks.md)")
+    ann_nprobe: int = setting(32, "clusters the approximate index scans per search")
+    min_similarity: float = setting(40.0, "below this best-match similarity (%) a search says nothing looks much alike")
+    trace_ttl_seconds: int = setting(900, "how long a search's reviewer page stays available (memory only)")
+    trace_max_bytes: int = setting(
+        64 * 1024 * 1024, "memory the kept reviewer pages may take together; past it the oldest go first", "64 MiB")
+    allow_private_urls: bool = setting(False, "let URL search reach private/loopback addresses (tests only)")
+    url_timeout_seconds: float = setting(
+        5.0, "time limit of a URL search's whole download (DNS, connection, redirects, body)")
+    demo_backbone: str = setting(
+        "mobilenet_v2", "backbone of `lookalike demo`: `mobilenet_v2` uses the offline weights in `demo/weights`, "
+                        "any other Keras's ImageNet loader")
+    rate_limit: Annotated[str, AfterValidator(_rate)] = setting(
+        "60 per minute", "searches per client address, page and API together, in the `limits` notation (e.g. "
+                         "`5/second;100/hour`); over it, 429 with `Retry-After`")
+    trusted_proxies: int = setting(
+        0, "reverse proxies in front of the app that set `X-Forwarded-For` (0: the client is the socket's peer, "
+           "so a client cannot pretend to be another by sending the header)")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if environ is None else environ
-        data_dir = Path(env.get("LOOKALIKE_DATA_DIR") or "var")
-        model_path = env.get("LOOKALIKE_MODEL_PATH")
-        models_dir = env.get("LOOKALIKE_MODELS_DIR")
-        return cls(
-            data_dir=data_dir,
-            database_url=env.get("LOOKALIKE_DATABASE_URL", ""),
-            model_path=Path(model_path) if model_path else None,
-            models_dir=Path(models_dir) if models_dir else None,
-            backbone=env.get("LOOKALIKE_BACKBONE") or "resnet50",
-            weights=env.get("LOOKALIKE_WEIGHTS") or "imagenet",
-            input_size=_number(env, "LOOKALIKE_INPUT_SIZE", 0),
-            runtime=_choice(env, "LOOKALIKE_RUNTIME", "onnx", RUNTIMES),
-            threads=_number(env, "LOOKALIKE_THREADS", 0),
-            top_k=_number(env, "LOOKALIKE_TOP_K", 30),
-            batch_size=_number(env, "LOOKALIKE_BATCH_SIZE", 32),
-            metric=_choice(env, "LOOKALIKE_METRIC", "euclidean", METRICS),
-            scope=_choice(env, "LOOKALIKE_SCOPE", "category", SCOPES),
-            max_upload_bytes=_number(env, "LOOKALIKE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
-            max_image_pixels=_number(env, "LOOKALIKE_MAX_IMAGE_PIXELS", 40_000_000),
-            narrow_tau=_number(env, "LOOKALIKE_NARROW_TAU", NARROW_TAU, float),
-            narrow_max_categories=_number(env, "LOOKALIKE_NARROW_MAX_CATEGORIES", 3),
-            merge_weight=_number(env, "LOOKALIKE_MERGE_WEIGHT", MERGE_WEIGHT, float),
-            exact_distance=_number(env, "LOOKALIKE_EXACT_DISTANCE", EXACT_DISTANCE, float),
-            localise_max_share=_number(env, "LOOKALIKE_LOCALISE_MAX_SHARE", LOCALISE_MAX_SHARE, float),
-            localise_threshold=_number(env, "LOOKALIKE_LOCALISE_THRESHOLD", LOCALISE_THRESHOLD, float),
-            ann_min_vectors=_number(env, "LOOKALIKE_ANN_MIN_VECTORS", 50_000),
-            ann_nprobe=_number(env, "LOOKALIKE_ANN_NPROBE", 32),
-            min_similarity=_number(env, "LOOKALIKE_MIN_SIMILARITY", 60.0, float),
-            trace_ttl_seconds=_number(env, "LOOKALIKE_TRACE_TTL_SECONDS", 900),
-            trace_max_bytes=_number(env, "LOOKALIKE_TRACE_MAX_BYTES", 64 * 1024 * 1024),
-            allow_private_urls=env.get("LOOKALIKE_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
-            url_timeout_seconds=_number(env, "LOOKALIKE_URL_TIMEOUT_SECONDS", 5.0, float),
-            demo_backbone=env.get("LOOKALIKE_DEMO_BACKBONE") or "mobilenet_v2",
-            rate_limit=_rate(env, "LOOKALIKE_RATE_LIMIT", "60 per minute"),
-            trusted_proxies=_number(env, "LOOKALIKE_TRUSTED_PROXIES", 0),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings from ``environ`` (default: the process's); an unset or empty variable keeps the default.
+
+        Raises:
+            ValueError: naming the variable, what it must be and what it was.
+        """
+        environ = os.environ if environ is None else environ
+        given: dict[str, Any] = {field.name: environ[variable(field.name)] for field in fields(cls)
+                                 if environ.get(variable(field.name))}
+        try:
+            return cls(**given)
+        except ValidationError as e:
+            error = e.errors()[0]
+            raise ValueError(complaint(variable(str(error["loc"][0])), error)) from e
 
     @property
     def resolved_database_url(self) -> str:
@@ -186,3 +140,15 @@ class Settings:
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+
+DEFAULTS = Settings()
+
+
+def settings_table() -> str:
+    """The README's table of environment variables, from the declaration above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in TypeAdapter(Settings).json_schema()["properties"].items():
+        shown = field.get("shown") or f"`{field['default']}`"
+        rows.append(f"| `{variable(name)}` | {shown} | {field['description']} |")
+    return "\n".join(rows) + "\n"

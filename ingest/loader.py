@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from catalogue.folder import CatalogueFile, ahead
+from config import DEFAULTS
 from db.store import NewProduct, Store
 from images.decoding import ImageError, decode_image, to_array
 from model.inference import Network
@@ -77,8 +78,8 @@ class Loader:
             for a roll-back): new products get their vectors too, so any of them can be activated.
     """
 
-    def __init__(self, model: Network, store: Store, batch_size: int = 32,
-                 max_image_pixels: int = 40_000_000, workers: int = 2, progress: bool = True,
+    def __init__(self, model: Network, store: Store, batch_size: int = DEFAULTS.batch_size,
+                 max_image_pixels: int = DEFAULTS.max_image_pixels, workers: int = 2, progress: bool = True,
                  more_models: Sequence[Network] = ()):
         self.models = [model, *more_models]
         self.store = store

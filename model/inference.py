@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from config.settings import RUNTIMES
+from config import DEFAULTS
+from config.choices import Runtime
 from model.card import ModelCard, file_sha256, onnx_path
 from model.preprocessing import preprocess
 
@@ -35,7 +36,7 @@ class Network:
     Subclasses provide ``_forward`` (one preprocessed batch → probabilities, embeddings, activation maps or None).
     """
 
-    def __init__(self, card: ModelCard, batch_size: int = 32):
+    def __init__(self, card: ModelCard, batch_size: int = DEFAULTS.batch_size):
         self.card = card
         self.batch_size = batch_size
 
@@ -82,7 +83,7 @@ class Network:
 class OnnxNetwork(Network):
     """The network on ONNX Runtime; outputs are looked up by name, never by position."""
 
-    def __init__(self, session, card: ModelCard, batch_size: int = 32):
+    def __init__(self, session, card: ModelCard, batch_size: int = DEFAULTS.batch_size):
         super().__init__(card, batch_size)
         self.session = session
         self.outputs = OUTPUT_NAMES + ((ACTIVATION_MAP,) if ACTIVATION_MAP in
@@ -98,7 +99,7 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def onnx_session(path: Path, threads: int = 0, arena: bool = True):
+def onnx_session(path: Path, threads: int = DEFAULTS.threads, arena: bool = True):
     """An ONNX Runtime CPU session: full graph optimisation, ``threads`` intra-op threads (0: every core
     the process may use), and no busy-waiting, so idle serving threads leave the cores to other work.
 
@@ -117,7 +118,8 @@ def onnx_session(path: Path, threads: int = 0, arena: bool = True):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def load_network(model_path: Path, runtime: str = "onnx", threads: int = 0, batch_size: int = 32,
+def load_network(model_path: Path, runtime: str = DEFAULTS.runtime, threads: int = DEFAULTS.threads,
+                 batch_size: int = DEFAULTS.batch_size,
                  arena: bool = True) -> Network:
     """Load a saved model for inference, once per process.
 
@@ -131,11 +133,11 @@ def load_network(model_path: Path, runtime: str = "onnx", threads: int = 0, batc
         FileNotFoundError: no trained model, or no ONNX graph for it.
         ValueError: unknown runtime, or an ONNX graph that is not the one exported from this model.
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    if runtime not in Runtime.values():
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of: {', '.join(Runtime)}")
     model_path = Path(model_path)
     card = ModelCard.read(model_path)
-    if runtime == "keras":
+    if runtime == Runtime.KERAS:
         from model.network import KerasNetwork
 
         return KerasNetwork.load(model_path, batch_size)

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from config import DEFAULTS
 from model.activation import localising
 from model.card import EMBEDDING_DIM, ModelCard, onnx_path
 from model.export import export_onnx
@@ -54,7 +55,7 @@ class KerasNetwork(Network):
         batch_size: images per forward pass.
     """
 
-    def __init__(self, network: keras.Model, card: ModelCard, batch_size: int = 32):
+    def __init__(self, network: keras.Model, card: ModelCard, batch_size: int = DEFAULTS.batch_size):
         super().__init__(card, batch_size)
         self.network = network
         # The graph the ONNX export holds (the activation map too), traced instead of Model.predict: no per-call
@@ -87,7 +88,7 @@ class KerasNetwork(Network):
         self.card.write(path)
 
     @classmethod
-    def load(cls, path: Path, batch_size: int = 32) -> "KerasNetwork":
+    def load(cls, path: Path, batch_size: int = DEFAULTS.batch_size) -> "KerasNetwork":
         path = Path(path)
         card = ModelCard.read(path)
         if not path.is_file():

@@ -30,6 +30,8 @@ from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from catalogue.folder import CatalogueFile, ahead
+from config import DEFAULTS
+from config.choices import Optimizer
 from images.decoding import ImageError, decode_image, to_array
 from model.backbones import get_backbone
 from model.card import ModelCard
@@ -40,7 +42,7 @@ from model.network import KerasNetwork, assemble, build_head
 from model.preprocessing import PREPROCESSORS, preprocess
 from model.views import view
 
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+OPTIMIZERS = {Optimizer.ADAM: keras.optimizers.Adam, Optimizer.RMSPROP: keras.optimizers.RMSprop}
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,10 @@ class TrainConfig:
         batch_size: images per forward pass while caching; ``train_batch_size``: rows per training step.
     """
 
-    backbone: str = "resnet50"
-    weights: str = "imagenet"
-    input_size: int = 0
-    optimizer: str = "adam"
+    backbone: str = DEFAULTS.backbone
+    weights: str = DEFAULTS.weights
+    input_size: int = DEFAULTS.input_size
+    optimizer: str = Optimizer.ADAM
     learning_rate: float = 1e-3
     epochs: int = 20
     top_learning_rate: float = 1e-4
@@ -76,7 +78,7 @@ class TrainConfig:
     dropout: float = 0.3
     validation_split: float = 0.0
     patience: int = 0
-    batch_size: int = 32
+    batch_size: int = DEFAULTS.batch_size
     train_batch_size: int = 256
     seed: int = 0
 
@@ -126,7 +128,7 @@ class TrainingSet:
         return sorted(f.key for f, identity in zip(self.files, self.identities) if identity == NOT_AN_IDENTITY)
 
 
-def read_pictures(files: Sequence[CatalogueFile], size: int, max_pixels: int = 40_000_000,
+def read_pictures(files: Sequence[CatalogueFile], size: int, max_pixels: int = DEFAULTS.max_image_pixels,
                   workers: int = 2) -> tuple[list[Image.Image], list[CatalogueFile], list[tuple[str, str]]]:
     """Decode files, each at most twice the network's input side (a view's crop keeps enough pixels);
     unreadable ones are returned with the reason instead."""

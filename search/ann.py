@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config import DEFAULTS
+from config.choices import Metric
 from search.ranking import Ranked, rank
 
 # FAISS's k-means needs about 40 points per centroid to place them well (it warns below 39); more only
@@ -28,8 +30,8 @@ class AnnPolicy:
         nprobe: clusters scanned per search (more: better recall, slower).
     """
 
-    min_vectors: int = 50_000
-    nprobe: int = 32
+    min_vectors: int = DEFAULTS.ann_min_vectors
+    nprobe: int = DEFAULTS.ann_nprobe
 
     def applies(self, count: int) -> bool:
         return 0 < self.min_vectors <= count
@@ -69,7 +71,7 @@ class IvfIndex:
         n, dim = self.index.ntotal, self.index.d
         return n * (dim * 4 + 8 + 8) + self.index.nlist * dim * 4 + self.sq_norms.nbytes
 
-    def nearest(self, query: np.ndarray, k: int, metric: str = "euclidean") -> Ranked:
+    def nearest(self, query: np.ndarray, k: int, metric: str = Metric.EUCLIDEAN) -> Ranked:
         """The ``k`` nearest stored vectors among the scanned clusters, ranked exactly."""
         _, ids = self.index.search(query[None].astype(np.float32, copy=False), k)
         candidates = ids[0][ids[0] >= 0]

@@ -1,10 +1,10 @@
 """Where the product is in a photo: a box from the network's class activation map, and the crop searched instead.
 
 The map (``model.activation``: the predicted class's Grad-CAM, one cell per 32 × 32 px of the network input)
-is scaled up to the input, thresholded at ``THRESHOLD`` of its peak, and the box is the bounding box of the
-largest connected region above it: the rule of the CAM paper (Zhou et al. 2016, 20 % of the peak), which also
-keeps a stray hot cell far from the product out of the box. The network's input is the whole photo squashed to
-a square, so the box maps back to the photo by scaling each axis.
+is scaled up to the input, thresholded at a share of its peak (the ``localise_threshold`` setting), and the box
+is the bounding box of the largest connected region above it: the rule of the CAM paper (Zhou et al. 2016, 20 %
+of the peak), which also keeps a stray hot cell far from the product out of the box. The network's input is the
+whole photo squashed to a square, so the box maps back to the photo by scaling each axis.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from config.settings import LOCALISE_THRESHOLD as THRESHOLD  # of the map's peak (docs/quality.md)
+from config import DEFAULTS
+
 MARGIN = 0.1  # of the box's side, added on each side of the crop: the map's cells are coarse
 CELL = 32  # a map cell's side once scaled up: what a cell of the 7 × 7 maps covers of a 224 px input
 
@@ -79,10 +80,11 @@ class Localisation:
 
     heat: np.ndarray
     box: Box | None
-    threshold: float = THRESHOLD
+    threshold: float = DEFAULTS.localise_threshold
 
 
-def localise(activation: np.ndarray, size: tuple[int, int], threshold: float = THRESHOLD) -> Localisation:
+def localise(activation: np.ndarray, size: tuple[int, int],
+             threshold: float = DEFAULTS.localise_threshold) -> Localisation:
     """The box of the largest region where the map reaches ``threshold`` of its peak, in a (width, height) photo."""
     peak = float(activation.max())
     if not peak > 0:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config import Settings
-
-_DEFAULTS = Settings()
+from config import DEFAULTS, Settings
 
 
 @dataclass(frozen=True)
@@ -26,11 +24,11 @@ class SearchPolicy:
             (``search.weak_match``).
     """
 
-    tau: float = _DEFAULTS.narrow_tau
-    max_categories: int = _DEFAULTS.narrow_max_categories
-    merge_weight: float = _DEFAULTS.merge_weight
-    exact_distance: float = _DEFAULTS.exact_distance
-    min_similarity: float = _DEFAULTS.min_similarity
+    tau: float = DEFAULTS.narrow_tau
+    max_categories: int = DEFAULTS.narrow_max_categories
+    merge_weight: float = DEFAULTS.merge_weight
+    exact_distance: float = DEFAULTS.exact_distance
+    min_similarity: float = DEFAULTS.min_similarity
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SearchPolicy":

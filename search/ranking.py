@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from config.settings import METRICS
+from config.choices import Metric
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class Ranked:
     similarities: np.ndarray
 
 
-def rank(query: np.ndarray, matrix: np.ndarray, sq_norms: np.ndarray, k: int, metric: str = "euclidean") -> Ranked:
+def rank(query: np.ndarray, matrix: np.ndarray, sq_norms: np.ndarray, k: int,
+         metric: str = Metric.EUCLIDEAN) -> Ranked:
     """The ``k`` nearest rows of ``matrix`` to ``query``.
 
     One float32 matrix-vector product (BLAS, every core) orders the rows; ``argpartition`` picks the ``k``
@@ -41,13 +42,13 @@ def rank(query: np.ndarray, matrix: np.ndarray, sq_norms: np.ndarray, k: int, me
         >>> rank(m[1], m, (m * m).sum(1), k=1).positions
         array([1])
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose euclidean or cosine")
+    if metric not in Metric.values():
+        raise ValueError(f"unknown metric {metric!r}; choose one of: {', '.join(Metric)}")
     if len(matrix) == 0 or k <= 0:
         empty = np.zeros(0, dtype=np.float32)
         return Ranked(np.zeros(0, dtype=np.int64), empty, empty)
     dots = matrix @ query
-    if metric == "euclidean":
+    if metric == Metric.EUCLIDEAN:
         keys = sq_norms - 2.0 * dots  # |q − x|² without the constant |q|²: the same order, one pass less
     else:
         norms = np.sqrt(sq_norms)
@@ -59,7 +60,7 @@ def rank(query: np.ndarray, matrix: np.ndarray, sq_norms: np.ndarray, k: int, me
     top_sq, top_dots = sq_norms[top], dots[top]
     top_norms = np.sqrt(top_sq * q_sq)
     cosine = np.divide(top_dots, top_norms, out=np.zeros_like(top_dots), where=top_norms > 0)
-    if metric == "euclidean":
+    if metric == Metric.EUCLIDEAN:
         distances = np.sqrt(np.maximum(top_sq + q_sq - 2.0 * top_dots, 0.0))
     else:
         distances = 1.0 - cosine

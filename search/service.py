@@ -9,7 +9,6 @@ safety net (search/safety_net.py) → the weak-match verdict (search/weak_match.
 """
 from __future__ import annotations
 
-import reprlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
@@ -17,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from config.settings import LOCALISE_MAX_SHARE, LOCALISE_THRESHOLD, METRICS, SCOPES
+from config import DEFAULTS
 from db.store import ProductInfo, Store
 from images.decoding import decode_image, to_array
 from model.inference import Network
@@ -26,16 +25,13 @@ from search.index import VectorIndex
 from search.localisation import MARGIN, Box, Localisation, localise
 from search.merging import merge, squared_distances
 from search.narrowing import narrow
+from search.parameters import SearchError, SearchParameters
 from search.policy import SearchPolicy
 from search.safety_net import pick, reach
 from search.weak_match import is_weak
 
 # Where the searched region came from (``SearchResult.box_source``).
 WHOLE, SHOPPER, LOCALISED = "whole photo", "shopper", "localised"
-
-
-class SearchError(ValueError):
-    """A search request that cannot be answered as asked (bad parameters); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +130,6 @@ class SearchService:
         top_k: default number of results.
         metric, scope: defaults (``euclidean|cosine``, ``category|all``).
         max_image_pixels: uploads larger than this are refused.
-        max_k: the largest k a caller may ask for.
         policy: the thresholds of narrowing, merging, the safety net and the weak-match verdict, unless a
             search brings its own.
         localise_max_share: the crop around the product's box is searched instead of the whole photo when the
@@ -144,10 +139,10 @@ class SearchService:
         ann: which categories are searched through an approximate index.
     """
 
-    def __init__(self, model: Network, store: Store, top_k: int = 30, metric: str = "euclidean",
-                 scope: str = "category", max_image_pixels: int = 40_000_000, max_k: int = 500,
-                 policy: SearchPolicy = SearchPolicy(), localise_max_share: float = LOCALISE_MAX_SHARE,
-                 localise_threshold: float = LOCALISE_THRESHOLD, ann: AnnPolicy = AnnPolicy()):
+    def __init__(self, model: Network, store: Store, top_k: int = DEFAULTS.top_k, metric: str = DEFAULTS.metric,
+                 scope: str = DEFAULTS.scope, max_image_pixels: int = DEFAULTS.max_image_pixels,
+                 policy: SearchPolicy = SearchPolicy(), localise_max_share: float = DEFAULTS.localise_max_share,
+                 localise_threshold: float = DEFAULTS.localise_threshold, ann: AnnPolicy = AnnPolicy()):
         self.model = model
         self.store = store
         self.index = VectorIndex(store, model.version, ann)
@@ -155,7 +150,6 @@ class SearchService:
         self.metric = metric
         self.scope = scope
         self.max_image_pixels = max_image_pixels
-        self.max_k = max_k
         self.policy = policy
         self.localise_max_share = localise_max_share
         self.localise_threshold = localise_threshold
@@ -294,18 +288,12 @@ class SearchService:
         Raises:
             SearchError: k, metric, scope or box out of range.
         """
-        k = self.top_k if k is None else k
-        metric = metric or self.metric
-        scope = scope or self.scope
-        if not 1 <= k <= self.max_k:
-            raise SearchError(f"k must be between 1 and {self.max_k}, got {reprlib.repr(k)}")
-        if metric not in METRICS:
-            raise SearchError(f"metric must be one of {', '.join(METRICS)}, got {reprlib.repr(metric)}")
-        if scope not in SCOPES:
-            raise SearchError(f"scope must be one of {', '.join(SCOPES)}, got {reprlib.repr(scope)}")
-        if box is not None:
-            check_box(box)
-        return k, metric, scope
+        checked = SearchParameters.read({"k": self.top_k if k is None else k, "metric": metric or self.metric,
+                                         "scope": scope or self.scope, "box": box})
+        if checked.box is not None:
+            check_box(checked.box)
+        assert checked.k is not None and checked.metric and checked.scope  # each was given
+        return checked.k, checked.metric, checked.scope
 
     def _rank(self, embedding: np.ndarray, probabilities: dict[str, float] | None, categories: list[str],
               revisions: dict[str, int], k: int, metric: str, merge_weight: float) -> list[Match]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from config.settings import DEMO_WEIGHTS  # noqa: F401 (the tests' import of it)
 from db.migrate import upgrade
 from db.store import Store
 from throwaway.mysql import MYSQL_URL_OPTIONS, NoServer, mysql_server
@@ -17,7 +18,6 @@ from throwaway.mysql import MYSQL_URL_OPTIONS, NoServer, mysql_server
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR") or ROOT.parent / "shared")
 FASHION = SHARED / "data" / "fashion"
-DEMO_WEIGHTS = ROOT / "demo" / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
 SLICE_CATEGORIES = ("Backpacks", "Sunglasses", "Watches", "Heels")
 
 

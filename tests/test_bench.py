@@ -4,6 +4,7 @@ import numpy as np
 from bench.machine import this_machine
 from bench.ranking_bench import queries_near, unit_vectors, versus_faiss
 from bench.report import at_least, at_most, markdown
+from config import DEFAULTS
 from tests.conftest import FASHION
 
 
@@ -36,7 +37,7 @@ def test_both_upload_paths_give_the_network_the_same_picture():
     from images.decoding import decode_image, to_array
 
     data = phone_photo(sorted((FASHION / "catalogue" / "Watches").glob("*.jpg"))[0])
-    decoded = decode_image(data, 40_000_000, 224)
+    decoded = decode_image(data, DEFAULTS.max_image_pixels, 224)
     assert (decoded.width, decoded.height) == (4000, 3000) and decoded.rgb.size[0] < 4000
     reduced, full = to_array(decoded.rgb, 224), full_decode(data, 224)
     assert reduced.shape == full.shape == (224, 224, 3)

@@ -5,6 +5,7 @@ import pytest
 
 from catalogue.folder import list_catalogue
 from cli.main import main
+from config import DEFAULTS
 from evaluation import report
 from evaluation.instances import evaluate_instances
 from evaluation.unseen import compare_on_unseen
@@ -90,7 +91,7 @@ def test_grid_command_trains_and_tests_every_combination(tmp_path, fashion_slice
 
 def test_unseen_photos_compare_the_embedding_with_the_pooled_features(trained_keras, tmp_path):
     unseen = copy_slice(tmp_path / "unseen", SLICE_CATEGORIES, per_category=4, split="queries")
-    outcome = compare_on_unseen(trained_keras, list_catalogue(unseen), 40_000_000, count=16)
+    outcome = compare_on_unseen(trained_keras, list_catalogue(unseen), DEFAULTS.max_image_pixels, count=16)
     assert outcome.photos == 16 and set(outcome.found) == {"embedding", "backbone's pooled features"}
     for shares in outcome.found.values():
         assert 0.3 <= shares[1] <= shares[5] <= 1.0  # among 16 photos, chance finds 1 in 16

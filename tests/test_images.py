@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from config import DEFAULTS
 from images.decoding import MAX_JPEG_SCANS, MAX_SIDE, ImageError, ImageTooLarge, decode_image, to_array
 from tests.images import (
     corrupt_avif,
@@ -16,7 +17,7 @@ from tests.images import (
     progressive_jpeg,
 )
 
-LIMIT = 40_000_000
+LIMIT = DEFAULTS.max_image_pixels
 
 
 @pytest.mark.parametrize("data, message", [

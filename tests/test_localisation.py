@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from catalogue.folder import list_catalogue
+from config import DEFAULTS
 from evaluation.localisation import pasted as evaluation_pasted
 from model.inference import ACTIVATION_MAP
-from search.localisation import THRESHOLD, Box, localise
+from search.localisation import Box, localise
 from search.service import LOCALISED, SHOPPER, WHOLE, SearchError, SearchService
 from tests.conftest import DEMO_WEIGHTS, copy_slice
 from tests.webapp_fixtures import web_service, web_settings  # noqa: F401 (fixtures)
@@ -25,7 +26,7 @@ def test_box_covers_the_hot_cells_and_maps_them_to_the_photo():
     activation = np.zeros((7, 7), np.float32)
     activation[1:3, 4:6] = 1.0  # rows 1–2, columns 4–5: x 400–600, y 200–600 of a 700 × 1400 photo
     found = localise(activation, (700, 1400))
-    assert found.threshold == THRESHOLD == 0.5
+    assert found.threshold == DEFAULTS.localise_threshold == 0.5
     assert found.box.iou(Box(400, 200, 200, 400)) >= 0.98  # half the peak: halfway between cell centres
     # Scaled up bilinearly, the map falls to 0.2 of its peak 0.3 cells past the hot ones.
     box, cell = localise(activation, (700, 1400), threshold=0.2).box, 100  # px a cell across (twice that down)

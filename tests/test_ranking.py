@@ -36,5 +36,5 @@ def test_k_larger_than_matrix_and_empty_matrix():
 
 
 def test_unknown_metric_is_refused():
-    with pytest.raises(ValueError, match="euclidean or cosine"):
+    with pytest.raises(ValueError, match="choose one of: euclidean, cosine"):
         rank(np.ones(2, np.float32), np.eye(2, dtype=np.float32), np.ones(2, np.float32), 1, "manhattan")

@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from config.choices import Metric
+from config.settings import settings_table
 
 
 def test_defaults_use_the_embedded_database():
@@ -24,3 +26,29 @@ def test_environment_overrides():
 def test_bad_values_are_named(env, message):
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize("env, message", [({"LOOKALIKE_RATE_LIMIT": "lots"}, "LOOKALIKE_RATE_LIMIT must be a rate"),
+                                          ({"LOOKALIKE_NARROW_TAU": "high"}, "LOOKALIKE_NARROW_TAU must be a number"),
+                                          ({"LOOKALIKE_ALLOW_PRIVATE_URLS": "maybe"}, "must be true or false")])
+def test_every_kind_of_bad_value_is_named(env, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
+
+
+def test_every_setting_has_its_variable_and_an_empty_one_keeps_the_default():
+    settings = Settings.from_env({"LOOKALIKE_TOP_K": "", "LOOKALIKE_ALLOW_PRIVATE_URLS": "yes",
+                                  "LOOKALIKE_DATA_DIR": "d", "LOOKALIKE_TRACE_TTL_SECONDS": "60"})
+    assert settings == Settings(allow_private_urls=True, data_dir=Path("d"), trace_ttl_seconds=60)
+    assert Settings(metric="cosine").metric is Metric.COSINE
+
+
+def test_a_hand_built_settings_is_validated_too():
+    with pytest.raises(ValueError, match="must be one of onnx, keras"):
+        Settings(runtime="tensorrt")
+
+
+def test_the_readme_table_is_the_declaration():
+    """The README lists every variable with its default and meaning as ``config/settings.py`` declares them."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert settings_table() in readme, "run `python -m config` and paste its table into the README"

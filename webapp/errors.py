@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from images.decoding import ImageError, ImageTooLarge
-from search.service import SearchError
+from search.parameters import SearchError
+from webapp.schemas import Error, answer
 from webapp.uploads import UploadError
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def _answer(status: int, message: str):
     if request.path.startswith("/api/") or request.path == "/healthz":
-        return jsonify({"error": message, "status": status}), status
+        return answer(Error(error=message, status=status), status)
     return render_template("error.html", status=status, message=message), status
 
 

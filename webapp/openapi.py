@@ -1,32 +1,42 @@
-"""The OpenAPI 3.1 document of the JSON API (a test checks it against the app's routes)."""
+"""The OpenAPI 3.1 document of the JSON API, its schemas generated from the models that read requests and shape
+answers (search.parameters, webapp.schemas); tests check it against the app's routes and its real answers."""
 from __future__ import annotations
 
-_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+from search.parameters import SearchParameters
+from webapp import schemas
+
+REQUESTS = (SearchParameters, schemas.UrlSearch)
+ANSWERS = (schemas.Error, schemas.Product, schemas.SearchResult, schemas.Categories, schemas.Health)
 
 
-def _errors(*codes: int) -> dict:
-    return {str(code): _ERROR for code in codes}
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answers(model: type, description: str, *errors: int) -> dict:
+    json = {"application/json": {"schema": _ref(model.__name__)}}
+    return {"200": {"description": description, "content": json},
+            **{str(code): {"description": "error", "content": {"application/json": {"schema": _ref("Error")}}}
+               for code in errors}}
+
+
+def components() -> dict:
+    """Every model's JSON schema, named as the document refers to it."""
+    defined: dict = {}
+    for mode, models in (("validation", REQUESTS), ("serialization", ANSWERS)):
+        for model in models:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+            defined |= schema.pop("$defs", {})
+            defined[model.__name__] = schema
+    parameters = defined["SearchParameters"]
+    # A multipart search is the parameters and the photo, read apart (webapp.uploads.read_file) before its bytes.
+    defined["UploadSearch"] = {**parameters, "title": "UploadSearch", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary", "description": "the photo: JPEG, PNG, WebP or GIF"},
+        **parameters["properties"]}}
+    return defined
 
 
 def openapi_document() -> dict:
-    product = {
-        "type": "object",
-        "properties": {
-            "product_id": {"type": "integer"}, "external_id": {"type": "string"}, "category": {"type": "string"},
-            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-            "image_url": {"type": "string", "format": "uri-reference",
-                          "description": "relative to this API's address"},
-        },
-    }
-    search_params = {
-        "k": {"type": "integer", "minimum": 1, "maximum": 500, "description": "results to return (default 30)"},
-        "metric": {"type": "string", "enum": ["euclidean", "cosine"]},
-        "scope": {"type": "string", "enum": ["category", "all"],
-                  "description": "search the predicted category only, or every category"},
-        "box": {"type": "string", "pattern": "^[0-9]+,[0-9]+,[0-9]+,[0-9]+$",
-                "description": "x,y,w,h: search only this region, in pixels of the uploaded image (upright); "
-                               "without it the product is localised by the network. Outside the image: 400"},
-    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Lookalike API", "version": "1.0",
@@ -35,73 +45,27 @@ def openapi_document() -> dict:
             "/api/search": {"post": {
                 "summary": "Search the catalogue by photo (multipart upload or JSON image_url)",
                 "requestBody": {"required": True, "content": {
-                    "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
-                        "image": {"type": "string", "format": "binary"}, **search_params}}},
-                    "application/json": {"schema": {"type": "object", "required": ["image_url"], "properties": {
-                        "image_url": {"type": "string", "format": "uri",
-                                      "description": "http(s) only; public addresses only"}, **search_params}}},
-                }},
-                "responses": {"200": {"description": "ranked results", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/SearchResult"}}}}, **_errors(400, 413, 415, 429, 503)},
+                    "multipart/form-data": {"schema": _ref("UploadSearch")},
+                    "application/json": {"schema": _ref("UrlSearch")}}},
+                "responses": _answers(schemas.SearchResult, "ranked results", 400, 413, 415, 429, 503),
             }},
             "/api/products/{product_id}": {"get": {
                 "summary": "One product",
                 "parameters": [{"name": "product_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "the product", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Product"}}}}, **_errors(404, 503)},
+                "responses": _answers(schemas.Product, "the product", 404, 503),
             }},
             "/api/categories": {"get": {
                 "summary": "Categories with their product counts",
-                "responses": {"200": {"description": "categories", "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"categories": {"type": "array", "items": {
-                        "type": "object", "properties": {"name": {"type": "string"},
-                                                         "products": {"type": "integer"}}}}}}}}},
-                    **_errors(503)},
+                "responses": _answers(schemas.Categories, "categories", 503),
             }},
             "/healthz": {"get": {
                 "summary": "Liveness and database check",
-                "responses": {"200": {"description": "healthy", "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"status": {"type": "string"}, "database": {"type": "string"},
-                                                     "model": {"type": "string"}}}}}}, **_errors(503)},
+                "responses": _answers(schemas.Health, "healthy", 503),
             }},
             "/api/openapi.json": {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
             }},
         },
-        "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error", "status"],
-                      "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
-            "Product": {**product, "properties": {**product["properties"], "width": {"type": "integer"},
-                                                  "height": {"type": "integer"}}},
-            "SearchResult": {"type": "object", "properties": {
-                "predicted": {"type": "object", "properties": {"category": {"type": "string"},
-                                                               "probability": {"type": "number"}}},
-                "probabilities": {"type": "array", "items": {"type": "object", "properties": {
-                    "category": {"type": "string"}, "probability": {"type": "number"}}}},
-                "searched_categories": {"type": "array", "items": {"type": "string"}},
-                "rule": {"type": "string"}, "metric": {"type": "string"}, "scope": {"type": "string"},
-                "safety_net": {"type": ["object", "null"], "description": (
-                    "set when the exact-product safety net put a product of a category that was not searched "
-                    "first: it lies within max_distance and closer than every searched product"),
-                    "properties": {"product_id": {"type": "integer"}, "category": {"type": "string"},
-                                   "distance": {"type": "number"}, "max_distance": {"type": "number"}}},
-                "weak_match": {"type": "boolean",
-                               "description": "the best similarity is under min_similarity: nothing looks alike"},
-                "min_similarity": {"type": "number"},
-                "results": {"type": "array", "items": {**product, "properties": {
-                    **product["properties"], "distance": {"type": "number"},
-                    "similarity": {"type": "number", "description": "cosine × 100, clipped at 0"}}}},
-                "box": {"type": ["object", "null"], "description": (
-                    "the region that was searched, in pixels of the uploaded image (null: the whole photo)"),
-                    "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "w": {"type": "integer"},
-                                   "h": {"type": "integer"}}},
-                "box_source": {"type": "string", "enum": ["whole photo", "shopper", "localised"]},
-                "image_size": {"type": "object", "properties": {"width": {"type": "integer"},
-                                                                "height": {"type": "integer"}}},
-                "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
-                "review_url": {"type": "string", "format": "uri-reference",
-                               "description": "relative to this API's address"},
-            }},
-        }},
+        "components": {"schemas": components()},
     }

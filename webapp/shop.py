@@ -3,15 +3,21 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
 
+from search.parameters import MAX_K, SearchParameters
 from webapp.answers import search_and_trace
 from webapp.state import lookalike
-from webapp.uploads import read_file, search_parameters
+from webapp.uploads import read_file
 
 blueprint = Blueprint("shop", __name__)
 
 IMAGE_CACHE_SECONDS = 7 * 24 * 3600  # a product's image never changes: its id names one stored image
 # The route part of a product id: the database's ids are signed 64-bit, so a larger number is no product (404).
 PRODUCT_ID = f"int(max={2**63 - 1}):product_id"
+
+
+@blueprint.app_context_processor
+def limits() -> dict:
+    return {"max_k": MAX_K}
 
 
 @blueprint.get("/")
@@ -22,7 +28,7 @@ def index():
 @blueprint.post("/search")
 def search():
     settings = lookalike().settings
-    params = search_parameters(request.form.to_dict())
+    params = SearchParameters.read(request.form.to_dict()).given()
     trace = search_and_trace(read_file(request.files.get("image"), settings.max_upload_bytes), params)
     return render_template("results.html", trace=trace, settings=settings)
 

@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from config import DEFAULTS
 from search.service import SearchResult
 
 # Allowances for what a trace holds besides its thumbnail and embedding: the probabilities, rule, timings and
@@ -43,7 +44,7 @@ class TraceStore:
     several threads (as the README's gunicorn line does) so the reviewer link always finds it.
     """
 
-    def __init__(self, ttl: float = 900, max_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, ttl: float = DEFAULTS.trace_ttl_seconds, max_bytes: int = DEFAULTS.trace_max_bytes):
         self.ttl = ttl
         self.max_bytes = max_bytes
         self.bytes = 0

@@ -1,4 +1,4 @@
-"""Getting the query out of a request: the multipart file or the JSON body, and the search parameters.
+"""Getting the query out of a request: the multipart file or the JSON body (the parameters: search.parameters).
 
 The upload is held in memory only: its file name is never used and nothing is written to disk.
 """
@@ -6,22 +6,10 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import reprlib
-from typing import Any, Mapping
 
 from flask import Request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
-
-from search.localisation import Box
-from search.service import SearchError
-
-SEARCH_PARAMETERS = ("k", "metric", "scope", "box")
-# ASCII digits only: int() would also take '١٢', '1_0', ' 7 ' and, from JSON, true and 2.0. (30 digits are far past
-# any k: a longer string is no number a client meant.)
-WHOLE_NUMBER = re.compile(r"-?[0-9]{1,30}")
-BOX = re.compile(r"(-?[0-9]{1,9}),(-?[0-9]{1,9}),(-?[0-9]{1,9}),(-?[0-9]{1,9})")
 
 
 class UploadError(Exception):
@@ -82,39 +70,3 @@ def read_json(body: bytes) -> dict:
 
 def _not_json(constant: str):
     raise ValueError(f"{constant} is not a JSON number")
-
-
-def search_parameters(values: Mapping[str, Any], allowed: tuple[str, ...] = SEARCH_PARAMETERS) -> dict:
-    """``k``, ``metric``, ``scope`` and ``box`` from form values or a JSON object (the same rules for both).
-
-    Anything else is refused, as are a ``k`` that is not a whole number written in ASCII digits, a
-    ``metric`` or ``scope`` that is not a string, and a ``box`` that is not ``x,y,w,h`` in whole pixels (its
-    range is checked against the image, once decoded).
-    """
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        names = ", ".join(unknown)
-        raise SearchError(f"unknown parameter(s): {names if len(names) <= 80 else reprlib.repr(names)}; "
-                          f"allowed: {', '.join(allowed)}")
-    params: dict = {}
-    k = values.get("k")
-    if k not in (None, ""):
-        if type(k) is int or (isinstance(k, str) and WHOLE_NUMBER.fullmatch(k)):
-            params["k"] = int(k)
-        else:
-            raise SearchError(f"k must be a whole number, got {reprlib.repr(k)}")
-    for name in ("metric", "scope"):
-        value = values.get(name)
-        if value in (None, ""):
-            continue
-        if not isinstance(value, str):
-            raise SearchError(f"{name} must be a string, got {reprlib.repr(value)}")
-        params[name] = value
-    box = values.get("box")
-    if box not in (None, ""):
-        match = BOX.fullmatch(box) if isinstance(box, str) else None
-        if match is None:
-            raise SearchError(f"box must be x,y,w,h in whole pixels of the image (e.g. 10,20,300,400), "
-                              f"got {reprlib.repr(box)}")
-        params["box"] = Box(*map(int, match.groups()))
-    return params
