@@ -183,6 +183,21 @@ def cmd_evaluate_unseen(args, settings: Settings) -> None:
     print("\n".join(tables), end="")
 
 
+def cmd_evaluate_similarity(args, settings: Settings) -> None:
+    """The best match's similarity per folder, and how many each weak-match threshold would call weak."""
+    from bootstrap import build_service, open_network
+    from catalogue.folder import list_catalogue
+    from evaluation.similarity import best_matches, markdown
+
+    service = build_service(settings, open_network(settings, batch_work=True))
+    rows = [best_matches(service, str(folder), list_catalogue(folder), args.count, settings.batch_size)
+            for folder in args.folders]
+    table = markdown(rows, [float(t) for t in args.thresholds.split(",")])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "similarity.md").write_text(table)
+    print(table, end="")
+
+
 def cmd_evaluate_localisation(args, settings: Settings) -> None:
     """Products pasted at known places on larger backgrounds: how well each threshold's box finds them."""
     from bootstrap import open_network
@@ -321,6 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
     unseen.add_argument("--out", type=Path, required=True)
     unseen.add_argument("--count", type=int, default=500, help="photos drawn from each folder")
     unseen.set_defaults(func=cmd_evaluate_unseen)
+
+    similar = sub.add_parser("evaluate-similarity", help="the best match's similarity on folders of photos the "
+                                                         "shop sells and does not sell: choose the weak-match threshold")
+    similar.add_argument("folders", type=Path, nargs="+", help="folders of photos (any layout)")
+    similar.add_argument("--out", type=Path, required=True)
+    similar.add_argument("--count", type=int, default=200, help="photos drawn from each folder")
+    similar.add_argument("--thresholds", default="35,40,45,50,60", help="similarities (%%), comma-separated")
+    similar.set_defaults(func=cmd_evaluate_similarity)
 
     located = sub.add_parser("evaluate-localisation", help="catalogue products pasted at known places on larger "
                                                           "backgrounds: how well the activation map's box finds them")

@@ -1,11 +1,12 @@
 """Policies passed per search: one forward pass answered under several policies (the evaluation's sweeps), and one
 weak-match verdict for the page, the API and the command line."""
+import numpy as np
 import pytest
 from PIL import Image
 
 from catalogue.folder import CatalogueFile
 from cli.main import format_result
-from evaluation import report
+from evaluation import report, similarity
 from search.policy import SearchPolicy
 from search.service import SearchService
 from tests.test_merging import Scripted, catalogue  # noqa: F401 (fixture)
@@ -67,3 +68,18 @@ def test_the_command_line_says_what_the_page_says_about_a_weak_match(service, mi
     result = service.search_images([Image.new("RGB", (8, 8))], policy=SearchPolicy(min_similarity=min_similarity))[0]
     assert result.weak is weak
     assert ("nothing in the catalogue looks much like this image" in format_result(result)) is weak
+
+
+def test_the_similarity_table_reports_each_photos_best_match(service, tmp_path):
+    files = []
+    for i in range(5):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / f"q{i}.jpg")
+        files.append(CatalogueFile(tmp_path / f"q{i}.jpg", "B", f"q{i}"))
+    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
+    files.append(CatalogueFile(tmp_path / "broken.jpg", "B", "broken"))
+    found = similarity.best_matches(service, "shop", files, count=10, batch_size=2)
+    expected = [r.matches[0].similarity for r in service.search_images([Image.open(f.path) for f in files[:5]], k=1)]
+    assert sorted(found.similarities) == pytest.approx(sorted(expected))  # the broken file skipped, the rest searched
+    table = similarity.markdown([found], [0, 101])
+    assert table.splitlines()[-1].endswith("| 5 | " + " – ".join(
+        f"{p:.1f}" for p in np.percentile(expected, [5, 50, 95])) + " | 0% | 100% |")

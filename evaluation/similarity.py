@@ -1,0 +1,52 @@
+"""How alike is the best match? Photos of what the shop sells against photos of what it does not.
+
+The weak-match threshold (``LOOKALIKE_MIN_SIMILARITY``) is chosen from this table: a good threshold calls few
+in-catalogue photos weak and most photos of things the catalogue does not hold.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from catalogue.folder import CatalogueFile
+from images.decoding import ImageError, decode_image
+from search.service import SearchService
+
+
+@dataclass(frozen=True)
+class BestMatches:
+    """The best match's similarity (percent) of each photo of one folder, as the shopper's search finds it."""
+
+    folder: str
+    similarities: np.ndarray
+
+    def row(self, thresholds: Sequence[float]) -> str:
+        p5, p50, p95 = np.percentile(self.similarities, [5, 50, 95])
+        weak = " | ".join(f"{np.mean(self.similarities < t):.0%}" for t in thresholds)
+        return f"| {self.folder} | {len(self.similarities)} | {p5:.1f} – {p50:.1f} – {p95:.1f} | {weak} |"
+
+
+def best_matches(service: SearchService, folder: str, files: Sequence[CatalogueFile], count: int = 200,
+                 batch_size: int = 32, seed: int = 0) -> BestMatches:
+    """Search ``count`` photos drawn from ``files`` (batched) and keep each one's best similarity."""
+    pictures = []
+    for entry in random.Random(seed).sample(list(files), min(count, len(files))):
+        try:
+            pictures.append(decode_image(entry.path.read_bytes(), service.max_image_pixels,
+                                         service.model.input_size).rgb)
+        except (ImageError, OSError):
+            continue  # an unreadable photo is simply not part of the table
+    best = [result.matches[0].similarity if result.matches else 0.0
+            for start in range(0, len(pictures), batch_size)
+            for result in service.search_images(pictures[start:start + batch_size], k=1)]
+    return BestMatches(folder, np.array(best))
+
+
+def markdown(rows: Sequence[BestMatches], thresholds: Sequence[float]) -> str:
+    lines = ["| photos | n | best match: 5th – 50th – 95th percentile (%) | "
+             + " | ".join(f"weak under {t:g} %" for t in thresholds) + " |",
+             "|---|---:|---|" + "---:|" * len(thresholds)]
+    return "\n".join(lines + [row.row(thresholds) for row in rows]) + "\n"
