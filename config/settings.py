@@ -6,9 +6,9 @@ comes from here instead of being hard-coded.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from limits import parse_many
 
@@ -135,7 +135,7 @@ class Settings:
     trusted_proxies: int = 0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("LOOKALIKE_DATA_DIR") or "var")
         model_path = env.get("LOOKALIKE_MODEL_PATH")

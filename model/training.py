@@ -18,10 +18,10 @@ import math
 import random
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np
@@ -187,6 +187,7 @@ def cache_views(pictures: Sequence[Image.Image], views: int, size: int, encode, 
             cache = np.lib.format.open_memmap(scratch / "views.npy", "w+", encoded.dtype,
                                               (views + 1, len(pictures), *encoded.shape[1:]))
         cache[v, start:start + len(encoded)] = encoded
+    assert cache is not None, "no pictures to cache"
     return cache
 
 

@@ -10,14 +10,21 @@ from __future__ import annotations
 import math
 import reprlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from config.settings import (EXACT_DISTANCE, LOCALISE_MAX_SHARE, LOCALISE_THRESHOLD, MERGE_WEIGHT, METRICS, NARROW_TAU,
-                             SCOPES)
+from config.settings import (
+    EXACT_DISTANCE,
+    LOCALISE_MAX_SHARE,
+    LOCALISE_THRESHOLD,
+    MERGE_WEIGHT,
+    METRICS,
+    NARROW_TAU,
+    SCOPES,
+)
 from db.store import ProductInfo, Store
 from model.images import decode_image, to_array
 from model.inference import Network
@@ -87,7 +94,7 @@ class SearchResult:
     def predicted(self) -> tuple[str, float]:
         return self.probabilities[0]
 
-    def without_pixels(self) -> "SearchResult":
+    def without_pixels(self) -> SearchResult:
         """This result without the picture and the network input, which are nearly all of its memory."""
         return replace(self, query=None, model_input=None, crop=None)
 
@@ -234,10 +241,11 @@ class SearchService:
         updated in place)."""
         found: list[Localisation | None] = []
         for i, (image, activation) in enumerate(zip(images, maps)):
-            found.append(None if boxes[i] else localise(activation, image.size, self.localise_threshold))
-            if found[i] and found[i].box and found[i].box.share(image.size) <= self.localise_max_share:
-                boxes[i], sources[i] = found[i].box.widened(MARGIN, image.size), LOCALISED
-                crops[i] = boxes[i].crop(image)
+            located = None if boxes[i] else localise(activation, image.size, self.localise_threshold)
+            found.append(located)
+            if located and located.box and located.box.share(image.size) <= self.localise_max_share:
+                box = located.box.widened(MARGIN, image.size)
+                boxes[i], sources[i], crops[i] = box, LOCALISED, box.crop(image)
         return found
 
     def _inputs(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -290,7 +298,7 @@ class SearchService:
         """The ``k`` best of the searched categories, merged by ``d² − merge_weight · ln p(category)`` (by distance
         alone without ``probabilities``): within a category that is the distance order; across categories a less
         probable one must fit clearly better."""
-        candidates = []  # (merge key, distance, similarity, product id) from every searched category
+        candidates: list[tuple[float, float, float, int]] = []  # (merge key, distance, similarity, product id)
         products: dict[int, ProductInfo] = {}
         for category in categories:
             if category not in revisions:

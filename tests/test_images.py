@@ -6,8 +6,15 @@ import pytest
 from PIL import Image
 
 from model.images import MAX_JPEG_SCANS, MAX_SIDE, ImageError, ImageTooLarge, decode_image, to_array
-from tests.images import (corrupt_avif, corrupt_blp, dds_with_unknown_flags, encode, gradient, png_declaring,
-                          progressive_jpeg)
+from tests.images import (
+    corrupt_avif,
+    corrupt_blp,
+    dds_with_unknown_flags,
+    encode,
+    gradient,
+    png_declaring,
+    progressive_jpeg,
+)
 
 LIMIT = 40_000_000
 
@@ -39,7 +46,7 @@ def test_exif_rotated_photo_is_decoded_upright():
 @pytest.mark.parametrize("image, fmt, options", [
     (gradient().convert("CMYK"), "JPEG", {}),
     (gradient().convert("L"), "PNG", {}),
-    (Image.fromarray((np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50)), "PNG", {}),
+    (Image.fromarray(np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50), "PNG", {}),
     (gradient().convert("P"), "PNG", {"transparency": 0}),
     (gradient().convert("RGBA"), "WEBP", {}),
 ])

@@ -10,8 +10,8 @@ import pytest
 
 from ingest.catalogue import list_catalogue
 from model.card import ModelCard, onnx_path
-from model.inference import ACTIVATION_MAP, INPUT_NAME, OUTPUT_NAMES, OnnxNetwork, load_network
 from model.images import to_array
+from model.inference import ACTIVATION_MAP, INPUT_NAME, OUTPUT_NAMES, OnnxNetwork, load_network
 from model.training import read_pictures
 from search.ranking import rank
 from tests.conftest import ROOT, copy_slice

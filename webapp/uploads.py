@@ -8,7 +8,8 @@ import io
 import json
 import re
 import reprlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Request
 from werkzeug.datastructures import FileStorage
