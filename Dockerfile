@@ -1,11 +1,13 @@
 # The Lookalike app image: the web app under gunicorn, and the `lookalike` command for admins.
+# By default it has what serving needs (ONNX Runtime, no TensorFlow); EXTRAS=training adds the training libraries
+# (docker-compose.yml's `trainer`).
 FROM python:3.11-slim
+ARG EXTRAS=serving
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
-COPY . .
-RUN pip install --no-cache-dir --no-deps -e .
+# A regular install (templates, static files and migrations ship inside the packages); /app keeps only var/.
+COPY . /tmp/lookalike
+RUN pip install --no-cache-dir "/tmp/lookalike[${EXTRAS}]" && rm -rf /tmp/lookalike
 EXPOSE 8000
 # One process with threads: ONNX Runtime uses every core inside one process, the model and the vector cache
 # are loaded once, and the reviewer page finds the search it explains (kept in that process's memory).

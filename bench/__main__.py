@@ -83,7 +83,8 @@ def _p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
 
 
-def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: Machine, say) -> tuple[list[Row], list[str]]:
+def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: Machine,
+        say) -> tuple[list[Row], list[str]]:
     """Run every benchmark; returns the table's rows and the detail sections."""
     rows: list[Row] = []
     details: list[str] = []
@@ -121,9 +122,10 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                     f"TensorFlow tf.function: {tf_rates[BATCH]:.1f} img/s", rates[BATCH] / tf_rates[BATCH]))
     details.append(f"Model: MobileNetV2 at {model.input_size} px + head, {flops / 1e6:.1f} MFLOP per image "
                    "(TensorFlow profiler on the frozen graph, multiply-add = 2 FLOP). ONNX Runtime "
-                   f"{onnxruntime.__version__}: graph exported by Keras, all graph optimisations, {default_threads()} intra-op "
-                   "threads, no spinning.\n\n"
-                   "| forward pass, median | ONNX Runtime (served) | TensorFlow tf.function | ratio |\n|---|---|---|---|\n"
+                   f"{onnxruntime.__version__}: graph exported by Keras, all graph optimisations, "
+                   f"{default_threads()} intra-op threads, no spinning.\n\n"
+                   "| forward pass, median | ONNX Runtime (served) | TensorFlow tf.function | ratio |\n"
+                   "|---|---|---|---|\n"
                    + "\n".join(f"| batch {b} | {rates[b]:.1f} img/s | {tf_rates[b]:.1f} img/s | "
                                f"{rates[b] / tf_rates[b]:.2f}× |" for b in BATCH_SIZES)
                    + f"\n| one image | {_ms(forward_one)} | {_ms(tf_forward_one)} | "
@@ -134,8 +136,9 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
     say("7. upload decode: 12 MP phone photos, reduced scale against a full decode")
     decode = decode_bench.upload_decode([f.path for f in _evenly(files, 5)], model.input_size,
                                         Settings().max_image_pixels)
-    rows.append(at_most(f"7. upload decode of a {decode.megapixels:.0f} MP JPEG ({decode.jpeg_bytes / 2**20:.1f} MB), "
-                        "reduced scale + resize", _ms(decode.reduced), f"one forward pass (batch 1): {_ms(forward_one)}",
+    rows.append(at_most(f"7. upload decode of a {decode.megapixels:.0f} MP JPEG "
+                        f"({decode.jpeg_bytes / 2**20:.1f} MB), reduced scale + resize", _ms(decode.reduced),
+                        f"one forward pass (batch 1): {_ms(forward_one)}",
                         decode.reduced / forward_one, 1.0, "≤ 1× forward pass",
                         "the JPEG's entropy decoding reads every byte of the file whatever the scale; only the "
                         "inverse DCT and colour conversion shrink with it."))
@@ -184,7 +187,8 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                                 "≤ 1.25× forward pass",
                                 f"{_ms(p50 - forward_one)} above the forward pass go to HTTP and multipart parsing, "
                                 "JPEG decode and resize, preprocessing, the revision query, the reviewer trace (a "
-                                f"stored-vector query and a thumbnail) and JSON; the retrieval itself is {_ms(retrieval)}. "
+                                "stored-vector query and a thumbnail) and JSON; the retrieval itself is "
+                                f"{_ms(retrieval)}. "
                                 "With a forward pass this short, those fixed costs weigh more."))
             rows.append(Row("3. search p95 over HTTP", _ms(_p95(latency.seconds))))
             rows.append(at_least("3. search p50, against Keras predict + SELECT with BLOBs per query", _ms(p50),
@@ -235,12 +239,13 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                 layouts.append((workers, threads, run_load.qps,
                                 sum(w.memory_info().rss for w in other.workers)))
         details.append("gunicorn layouts (workers × threads; each worker's ONNX Runtime gets cores ÷ workers "
-                       "intra-op threads), same load:\n\n| layout | QPS | resident memory, all workers |\n|---|---|---|\n"
+                       "intra-op threads), same load:\n\n"
+                       "| layout | QPS | resident memory, all workers |\n|---|---|---|\n"
                        + "\n".join(f"| {w} × {t} | {q:.1f} | {m / 2**20:.0f} MiB |" for w, t, q, m in layouts))
         say("   real embeddings for the approximate index")
         real_vectors = np.concatenate([store.category_vectors(c, model.version)[1] for c in sorted(categories)])
-        real_queries = model.predict(np.stack([to_array(decode_image(q, DEFAULTS.max_image_pixels).rgb, model.input_size)
-                                               for q in _evenly(queries, 50)])).embeddings
+        real_pictures = [decode_image(q, DEFAULTS.max_image_pixels).rgb for q in _evenly(queries, 50)]
+        real_queries = model.predict(np.stack([to_array(p, model.input_size) for p in real_pictures])).embeddings
         store.engine.dispose()
 
     # 4. Ranking, after the server has gone, so the 2 GB matrix does not compete with it.
@@ -287,7 +292,8 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
     say("scaling")
     scales = ranking_bench.scaling(sizes.scaling)
     details.append("Scaling (one category matrix of synthetic unit vectors, 512-d float32):\n\n"
-                   "| vectors | cached matrix + norms | ranking p50 (top 30) | search p50 estimate (forward pass + ranking) |\n"
+                   "| vectors | cached matrix + norms | ranking p50 (top 30) "
+                   "| search p50 estimate (forward pass + ranking) |\n"
                    "|---|---|---|---|\n"
                    + "\n".join(f"| {s.n:,} | {s.cached_bytes / 2**20:.1f} MiB | {_ms(s.rank_seconds)} | "
                                f"{_ms(forward_one + s.rank_seconds)} |" for s in scales))

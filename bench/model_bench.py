@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 import tensorflow as tf
@@ -46,7 +47,7 @@ def throughput(model: Network, batch_sizes: tuple[int, ...], images: int) -> dic
     rates = {}
     for batch in batch_sizes:
         inputs = _inputs(model, batch)
-        rates[batch] = batch / median_seconds(lambda: model.predict_preprocessed(inputs), max(3, images // batch))
+        rates[batch] = batch / median_seconds(partial(model.predict_preprocessed, inputs), max(3, images // batch))
     return rates
 
 

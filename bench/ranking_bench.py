@@ -3,9 +3,9 @@ approximate index of large categories (``search.ann``) against exact ranking.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import time
+from dataclasses import dataclass
+from functools import partial
 
 import faiss
 import numpy as np
@@ -76,7 +76,7 @@ def scaling(sizes: tuple[int, ...], queries: int = 5) -> list[Scale]:
     for n in sizes:
         vectors = unit_vectors(n, seed=n)
         sq_norms = np.einsum("ij,ij->i", vectors, vectors)
-        times = [median_seconds(lambda q=q: rank(q, vectors, sq_norms, 30), 3) for q in queries_near(vectors, queries)]
+        times = [median_seconds(partial(rank, q, vectors, sq_norms, 30), 3) for q in queries_near(vectors, queries)]
         measured.append(Scale(n, vectors.nbytes + sq_norms.nbytes, float(np.median(times))))
         del vectors, sq_norms
     return measured

@@ -1,4 +1,5 @@
-"""Search over HTTP against the per-query baseline (Keras predict, then SELECT BLOBs), sustained load, serving memory."""
+"""Search over HTTP against the per-query baseline (Keras predict, then SELECT BLOBs), sustained load, serving
+memory."""
 from __future__ import annotations
 
 import contextlib
@@ -9,10 +10,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import psutil
@@ -45,10 +46,10 @@ def serving(database_url: str, model_path: Path, data_dir: Path, workers: int = 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOKALIKE_DATABASE_URL": database_url,
            "LOOKALIKE_MODEL_PATH": str(model_path), "LOOKALIKE_DATA_DIR": str(data_dir),
            "LOOKALIKE_RATE_LIMIT": "1000000 per minute", **(env or {})}
-    log = open(data_dir / "gunicorn.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads), "--bind",
-         f"127.0.0.1:{port}", "webapp:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(data_dir / "gunicorn.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads), "--bind",
+             f"127.0.0.1:{port}", "webapp:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, data_dir / "gunicorn.log")
@@ -56,7 +57,6 @@ def serving(database_url: str, model_path: Path, data_dir: Path, workers: int = 
     finally:
         process.terminate()
         process.wait(timeout=60)
-        log.close()
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:

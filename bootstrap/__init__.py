@@ -6,8 +6,8 @@ wires together (``db``, ``model``, ``search``, ``ingest``), so none of them need
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from config import Settings
 from db.migrate import require_current

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, deque
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Container, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 Item = TypeVar("Item")
 Done = TypeVar("Done")
@@ -66,8 +67,8 @@ def relabel(files: list[CatalogueFile], mapping: dict[str, str | None]) -> list[
 
     Lets photos labelled differently (e.g. a clothing data set's ``t-shirt``) train a catalogue category.
     """
-    return [CatalogueFile(f.path, mapping[f.category], f.external_id) if f.category in mapping else f
-            for f in files if mapping.get(f.category, f.category) is not None]
+    return [CatalogueFile(f.path, category, f.external_id) for f in files
+            if (category := mapping.get(f.category, f.category)) is not None]
 
 
 def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | None = None) -> dict[Path, dict]:

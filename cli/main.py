@@ -337,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     unseen.add_argument("--count", type=int, default=500, help="photos drawn from each folder")
     unseen.set_defaults(func=cmd_evaluate_unseen)
 
-    similar = sub.add_parser("evaluate-similarity", help="the best match's similarity on folders of photos the "
-                                                         "shop sells and does not sell: choose the weak-match threshold")
+    similar = sub.add_parser("evaluate-similarity", help="the best match's similarity on photos the shop sells and "
+                                                         "does not sell: choose the weak-match threshold")
     similar.add_argument("folders", type=Path, nargs="+", help="folders of photos (any layout)")
     similar.add_argument("--out", type=Path, required=True)
     similar.add_argument("--count", type=int, default=200, help="photos drawn from each folder")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db.schema import Feature, ModelVersion
@@ -45,7 +45,7 @@ class ModelRegistry:
         """Add a model version (not active). Registering a version twice is an error."""
         try:
             with self.store.engine.begin() as conn:
-                conn.execute(ModelVersion.__table__.insert().values(
+                conn.execute(insert(ModelVersion).values(
                     version=version, backbone=backbone, categories=list(categories), active=False))
         except IntegrityError as e:
             raise ValueError(f"model {version} is already registered: 'lookalike models list' shows it") from e

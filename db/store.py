@@ -5,12 +5,26 @@ SQL is built only with SQLAlchemy, so every value reaches the database as a boun
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import cast
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, make_url, select, text, update
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Row,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    make_url,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,7 +131,7 @@ class Store:
         self._session = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def from_url(cls, url: str) -> "Store":
+    def from_url(cls, url: str) -> Store:
         return cls(create_db_engine(url))
 
     def ping(self) -> None:
@@ -195,7 +209,7 @@ class Store:
 
     @staticmethod
     def _top_revision(session: Session) -> int:
-        return session.scalar(select(func.coalesce(func.max(Category.revision), 0)))
+        return session.execute(select(func.coalesce(func.max(Category.revision), 0))).scalar_one()
 
     # --- re-embedding -------------------------------------------------------------------------
 
@@ -315,7 +329,8 @@ class Store:
     def category_detail(self, name: str) -> CategoryDetail:
         with self._session() as session:
             category = self._category(session, name)
-            products = session.scalar(select(func.count(Product.id)).where(Product.category_id == category.id))
+            products = session.execute(select(func.count(Product.id))
+                                       .where(Product.category_id == category.id)).scalar_one()
             vectors = dict(session.execute(
                 select(Feature.model_version, func.count(Feature.id))
                 .join(Product, Product.id == Feature.product_id).where(Product.category_id == category.id)
@@ -355,7 +370,7 @@ class Store:
         """
         wanted = list(dict.fromkeys(int(i) for i in ids))
         with self._session.begin() as session:
-            rows = []
+            rows: list[Row] = []
             for start in range(0, len(wanted), CHUNK):
                 rows += session.execute(select(Product.id, Product.category_id, Category.name)
                                         .join(Category, Category.id == Product.category_id)
@@ -378,7 +393,7 @@ class Store:
         """
         with self._session.begin() as session:
             category = self._category(session, name)
-            result = session.execute(delete(Product).where(Product.category_id == category.id))
+            result = cast(CursorResult, session.execute(delete(Product).where(Product.category_id == category.id)))
             self._bump(session, [category.id])
             return result.rowcount
 

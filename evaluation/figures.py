@@ -1,8 +1,8 @@
 """Pictures for the reports, drawn with matplotlib (no display needed)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import matplotlib
 

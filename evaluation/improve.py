@@ -7,9 +7,9 @@ again with the same ``--out`` continues where it stopped (re-embedding also resu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from catalogue.folder import CatalogueFile
 from config import Settings
@@ -46,7 +46,7 @@ class Run:
     decision: dict = field(default_factory=dict)
 
     @classmethod
-    def resume(cls, out: Path, metric: str, active_version: str) -> "Run":
+    def resume(cls, out: Path, metric: str, active_version: str) -> Run:
         path = out / STATE_FILE
         if not path.is_file():
             return cls(metric, active_version)
@@ -165,7 +165,8 @@ def write_report(run: Run, out: Path) -> None:
     for name, before, after, higher in rows:
         gained = (after - before) if higher else (before - after)
         lines.append(f"| {'**' + name + '**' if name == run.metric else name} | {before:.4f} | {after:.4f} | "
-                     f"{'+' if gained > 0 else ''}{gained:.4f} {'better' if gained > 0 else 'worse' if gained < 0 else ''} |")
+                     f"{'+' if gained > 0 else ''}{gained:.4f} "
+                     f"{'better' if gained > 0 else 'worse' if gained < 0 else ''} |")
     for side, title in (("before", run.before_version), ("after", run.candidate)):
         lines += ["", f"## {side.capitalize()}: {title}", "", f"[summary]({side}/summary.md)", ""]
         if (out / side / "confusion_matrix.png").is_file():

@@ -4,8 +4,8 @@ place and size; the box of each threshold against the pasted rectangle (IoU)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -59,8 +59,9 @@ def run(network: Network, products: Sequence[CatalogueFile], thresholds: Sequenc
     for threshold in thresholds:
         boxes = [localise(m, (CANVAS, CANVAS), threshold).box for m in maps]
         ious = np.array([box.iou(truth) if box else 0.0 for box, truth in zip(boxes, truths)])
+        shares = [box.share((CANVAS, CANVAS)) if box else 0 for box in boxes]
         rows[f"{threshold:g}"] = {"median_iou": float(np.median(ious)), "iou_at_least_0.5": float((ious >= 0.5).mean()),
-                                  "median_share": float(np.median([b.share((CANVAS, CANVAS)) if b else 0 for b in boxes]))}
+                                  "median_share": float(np.median(shares))}
     return {"pictures": len(canvases), "thresholds": rows}
 
 

@@ -9,9 +9,9 @@ import io
 import json
 import random
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -163,6 +163,7 @@ def _product_image(store: Store, product_id: int) -> Image.Image:
 
 
 def markdown(summary: dict, title: str) -> str:
+    latency = summary["latency_ms_per_query"]
     lines = [f"# {title}", "",
              f"- queries: {summary['queries']} (rejected: {summary['rejected']})",
              f"- top-1 category accuracy: {summary['top1_category_accuracy']:.2%}",
@@ -171,8 +172,8 @@ def markdown(summary: dict, title: str) -> str:
              f"- categories searched per query (mean): {summary['mean_categories_searched']:.2f}",
              f"- exact-product safety net fired: {summary['safety_net_fired']:.2%} "
              f"(its pass over the other categories: p50 {summary['safety_net_ms_p50']:.2f} ms)",
-             f"- latency per query (batched forward pass shared): mean {summary['latency_ms_per_query']['mean']:.1f} ms,"
-             f" p50 {summary['latency_ms_per_query']['p50']:.1f} ms, p95 {summary['latency_ms_per_query']['p95']:.1f} ms",
+             f"- latency per query (batched forward pass shared): mean {latency['mean']:.1f} ms,"
+             f" p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms",
              "", "| k | precision@k | recall@k | mAP@k |", "|---|---|---|---|"]
     lines += [f"| {k.lstrip('@')} | {m['precision']:.4f} | {m['recall']:.4f} | {m['map']:.4f} |"
               for k, m in summary["retrieval"].items()]

@@ -6,8 +6,8 @@ in-catalogue photos weak and most photos of things the catalogue does not hold.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -7,8 +7,8 @@ preprocessing. A head that forgot what tells two products apart would find fewer
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from sklearn.metrics import top_k_accuracy_score
@@ -28,7 +28,8 @@ class UnseenReport:
         ks = sorted(next(iter(self.found.values())))
         lines = [f"| {title} ({self.photos} photos) | " + " | ".join(f"top {k}" for k in ks) + " |",
                  "|---|" + "---:|" * len(ks)]
-        lines += [f"| {name} | " + " | ".join(f"{shares[k]:.1%}" for k in ks) + " |" for name, shares in self.found.items()]
+        lines += [f"| {name} | " + " | ".join(f"{shares[k]:.1%}" for k in ks) + " |"
+                  for name, shares in self.found.items()]
         return "\n".join(lines) + "\n"
 
 

@@ -89,15 +89,15 @@ def decode_image(data: bytes, max_pixels: int, target_size: int | None = None) -
     if not data:
         raise ImageError("the file is empty")
     try:
-        image = Image.open(io.BytesIO(data), formats=("JPEG", "PNG", "WEBP", "GIF"))
+        image: Image.Image = Image.open(io.BytesIO(data), formats=("JPEG", "PNG", "WEBP", "GIF"))
+        assert image.format is not None  # opening with ``formats`` names the one that matched
         content_type = CONTENT_TYPES[image.format]
         width, height = image.size
         _check_budget(image, data, max_pixels)
         image.seek(0)
         scale = 1
-        if target_size and image.format in ("JPEG", "MPO"):
-            if drafted := image.draft("RGB", (target_size, target_size)):
-                scale = round(width / drafted[1][2])  # the box of the original the decoded picture covers
+        if target_size and image.format in ("JPEG", "MPO") and (drafted := image.draft("RGB", (target_size,) * 2)):
+            scale = round(width / drafted[1][2])  # the box of the original the decoded picture covers
         image.load()
         if target_size and scale == 1:
             image, scale = _reduce(image, target_size)

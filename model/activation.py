@@ -30,7 +30,8 @@ class GradCam(keras.layers.Layer):
         dense = [layer for layer in head.layers if isinstance(layer, keras.layers.Dense)]
         norms = [layer for layer in head.layers if isinstance(layer, keras.layers.BatchNormalization)]
         if len(dense) != 3 or len(norms) != 2:
-            raise ValueError(f"expected the Lookalike head (3 Dense, 2 BatchNorm), got {[l.name for l in head.layers]}")
+            names = [layer.name for layer in head.layers]
+            raise ValueError(f"expected the Lookalike head (3 Dense, 2 BatchNorm), got {names}")
         self.hidden, self.embedding, self.classifier = dense
         self.norms = norms
 

@@ -4,9 +4,9 @@ Each entry carries its own input size and preprocessing, so no caller repeats th
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
 

@@ -41,7 +41,7 @@ class ModelCard:
         card_path(model_path).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def read(cls, model_path: Path) -> "ModelCard":
+    def read(cls, model_path: Path) -> ModelCard:
         path = card_path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"no trained model at {model_path} (no {path.name}): run 'lookalike train' first")

@@ -65,12 +65,13 @@ class Network:
             p, e, m = self._forward(inputs[start:start + self.batch_size])
             probabilities.append(p)
             embeddings.append(e)
-            maps.append(m)
+            if m is not None:
+                maps.append(m)
         if not probabilities:
             return Prediction(np.zeros((0, len(self.categories)), np.float32),
                               np.zeros((0, self.card.embedding_dim), np.float32))
         return Prediction(np.concatenate(probabilities), np.concatenate(embeddings),
-                          None if maps[0] is None else np.concatenate(maps))
+                          np.concatenate(maps) if maps else None)
 
     def warm_up(self) -> None:
         """Run one image now, so the first shopper does not pay for the runtime's lazy set-up."""

@@ -2,8 +2,8 @@
 classifies and embeds.
 
 One forward pass gives the class probabilities (softmax), the embedding (the L2-normalised output
-of the 512-unit embedding layer) and, for serving, the predicted class's activation map (``model.activation``). Saving writes the ``.keras`` file, its ONNX export for serving and the
-model card (``model.card``).
+of the 512-unit embedding layer) and, for serving, the predicted class's activation map (``model.activation``).
+Saving writes the ``.keras`` file, its ONNX export for serving and the model card (``model.card``).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class KerasNetwork(Network):
         self.card.write(path)
 
     @classmethod
-    def load(cls, path: Path, batch_size: int = DEFAULTS.batch_size) -> "KerasNetwork":
+    def load(cls, path: Path, batch_size: int = DEFAULTS.batch_size) -> KerasNetwork:
         path = Path(path)
         card = ModelCard.read(path)
         if not path.is_file():

@@ -6,7 +6,7 @@ modes are written out here once; they work on NumPy arrays and on TensorFlow ten
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -18,10 +18,10 @@ import math
 import random
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np
@@ -189,6 +189,7 @@ def cache_views(pictures: Sequence[Image.Image], views: int, size: int, encode, 
             cache = np.lib.format.open_memmap(scratch / "views.npy", "w+", encoded.dtype,
                                               (views + 1, len(pictures), *encoded.shape[1:]))
         cache[v, start:start + len(encoded)] = encoded
+    assert cache is not None, "no pictures to cache"
     return cache
 
 
@@ -295,7 +296,7 @@ def _rows(data: TrainingSet, views: int) -> np.ndarray:
 
 def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, steps: int) -> None:
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1))
-    model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=schedule),
+    model.compile(optimizer=OPTIMIZERS[Optimizer(config.optimizer)](learning_rate=schedule),
                   loss=[keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                         CosFaceLoss(config.cosface_scale, config.cosface_margin)],
                   loss_weights=[1.0, config.instance_weight], metrics=[["accuracy"], []])

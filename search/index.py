@@ -38,6 +38,7 @@ class CategoryMatrix:
         """The ``k`` nearest products, positions into ``product_ids``."""
         if self.ann is not None:
             return self.ann.nearest(query, k, metric)
+        assert self.vectors is not None and self.sq_norms is not None  # an exact matrix holds them
         return rank(query, self.vectors, self.sq_norms, k, metric)
 
 
@@ -81,9 +82,12 @@ class VectorIndex:
 
     def _build_index(self, category: str, exact: CategoryMatrix) -> None:
         """Build the category's IVF index in the background; it replaces the matrix if still current."""
+        vectors = exact.vectors
+        assert vectors is not None  # an exact matrix holds them
+
         def build() -> None:
             try:
-                ann = IvfIndex(exact.vectors, self.ann.nprobe)
+                ann = IvfIndex(vectors, self.ann.nprobe)
             except Exception:  # the exact matrix keeps serving: a failed build costs speed, not answers
                 log.exception("building the approximate index of %r failed", category)
                 return

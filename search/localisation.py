@@ -41,14 +41,14 @@ class Box:
         """The box's area over the picture's (``size`` = width, height)."""
         return self.w * self.h / (size[0] * size[1])
 
-    def scaled(self, sx: float, sy: float, size: tuple[int, int]) -> "Box":
+    def scaled(self, sx: float, sy: float, size: tuple[int, int]) -> Box:
         """The same region in a picture whose axes are ``sx`` and ``sy`` times this one's, of ``size``."""
         left, top = min(size[0] - 1, int(self.x * sx)), min(size[1] - 1, int(self.y * sy))
         right = min(size[0], max(left + 1, round(self.right * sx)))
         bottom = min(size[1], max(top + 1, round(self.bottom * sy)))
         return Box(left, top, right - left, bottom - top)
 
-    def widened(self, margin: float, size: tuple[int, int]) -> "Box":
+    def widened(self, margin: float, size: tuple[int, int]) -> Box:
         """Grown by ``margin`` of its side on every side, kept inside a picture of ``size``."""
         dx, dy = round(self.w * margin), round(self.h * margin)
         left, top = max(0, self.x - dx), max(0, self.y - dy)
@@ -58,7 +58,7 @@ class Box:
     def crop(self, image: Image.Image) -> Image.Image:
         return image.crop((self.x, self.y, self.right, self.bottom))
 
-    def iou(self, other: "Box") -> float:
+    def iou(self, other: Box) -> float:
         w = max(0, min(self.right, other.right) - max(self.x, other.x))
         h = max(0, min(self.bottom, other.bottom) - max(self.y, other.y))
         inter = w * h

@@ -7,7 +7,7 @@ categories a less probable one's products must fit clearly better to pass the li
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def merge(squared: Mapping[str, np.ndarray], probabilities: Mapping[str, float] 
         >>> merge({"A": np.array([0.36]), "B": np.array([0.30])}, {"A": 0.6, "B": 0.4}, 0.5, k=2)
         [('A', 0), ('B', 0)]
     """
-    keyed = []
+    keyed: list[tuple[float, float, int, int, str]] = []
     for order, (category, d2) in enumerate(squared.items()):
         keys = d2 + (penalty(probabilities[category], weight) if probabilities else 0.0)
         keyed += zip(keys.tolist(), d2.tolist(), [order] * len(d2), range(len(d2)), [category] * len(d2))

@@ -1,7 +1,7 @@
 """Narrowing: which categories a search compares, from the classifier's probabilities."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from search.policy import SearchPolicy
 

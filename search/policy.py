@@ -31,6 +31,6 @@ class SearchPolicy:
     min_similarity: float = DEFAULTS.min_similarity
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "SearchPolicy":
+    def from_settings(cls, settings: Settings) -> SearchPolicy:
         return cls(settings.narrow_tau, settings.narrow_max_categories, settings.merge_weight,
                    settings.exact_distance, settings.min_similarity)

@@ -60,8 +60,5 @@ def rank(query: np.ndarray, matrix: np.ndarray, sq_norms: np.ndarray, k: int,
     top_sq, top_dots = sq_norms[top], dots[top]
     top_norms = np.sqrt(top_sq * q_sq)
     cosine = np.divide(top_dots, top_norms, out=np.zeros_like(top_dots), where=top_norms > 0)
-    if metric == Metric.EUCLIDEAN:
-        distances = np.sqrt(np.maximum(top_sq + q_sq - 2.0 * top_dots, 0.0))
-    else:
-        distances = 1.0 - cosine
+    distances = np.sqrt(np.maximum(top_sq + q_sq - 2.0 * top_dots, 0.0)) if metric == Metric.EUCLIDEAN else 1.0 - cosine
     return Ranked(top, distances, 100.0 * np.clip(cosine, 0.0, 1.0))

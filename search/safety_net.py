@@ -6,7 +6,7 @@ nearest product of the categories not searched is shown first when it lies withi
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def reach(exact_distance: float, best_searched: float | None) -> float:

@@ -10,8 +10,8 @@ safety net (search/safety_net.py) → the weak-match verdict (search/weak_match.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -95,7 +95,7 @@ class SearchResult:
         """Even the best match is not close: nothing in the catalogue looks much like the query."""
         return is_weak(self.matches[0].similarity if self.matches else None, self.policy.min_similarity)
 
-    def without_pixels(self) -> "SearchResult":
+    def without_pixels(self) -> SearchResult:
         """This result without the picture and the network input, which are nearly all of its memory."""
         return replace(self, query=None, model_input=None, crop=None)
 
@@ -271,10 +271,11 @@ class SearchService:
         updated in place)."""
         found: list[Localisation | None] = []
         for i, (image, activation) in enumerate(zip(images, maps)):
-            found.append(None if boxes[i] else localise(activation, image.size, self.localise_threshold))
-            if found[i] and found[i].box and found[i].box.share(image.size) <= self.localise_max_share:
-                boxes[i], sources[i] = found[i].box.widened(MARGIN, image.size), LOCALISED
-                crops[i] = boxes[i].crop(image)
+            located = None if boxes[i] else localise(activation, image.size, self.localise_threshold)
+            found.append(located)
+            if located and located.box and located.box.share(image.size) <= self.localise_max_share:
+                box = located.box.widened(MARGIN, image.size)
+                boxes[i], sources[i], crops[i] = box, LOCALISED, box.crop(image)
         return found
 
     def _inputs(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -1,9 +1,11 @@
-"""Shared fixtures: real stores (SQLite and MySQL), slices of the shared fashion data, a small trained model."""
+"""Shared fixtures: real stores (SQLite and MySQL), slices of the shared fashion data, a small trained model;
+and the test tiers (unit, integration, slow), given to every test by what it uses."""
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -19,6 +21,56 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR") or ROOT.parent / "shared")
 FASHION = SHARED / "data" / "fashion"
 SLICE_CATEGORIES = ("Backpacks", "Sunglasses", "Watches", "Heels")
+
+pytest_plugins = ["tests.webapp_fixtures"]
+
+# A test that uses one of these (directly or through other fixtures) reaches a database server, ../shared or a
+# browser: it is an integration test. Tests marked `mysql` are too; `slow` ones are their own tier; the rest are unit.
+INTEGRATION_FIXTURES = {"mysql_server_url", "mysql_url", "fashion_slice", "page"}
+DATABASE_SERVERS = {"mariadbd", "mysqld"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("slow"):
+            continue
+        uses_outside = item.get_closest_marker("mysql") or INTEGRATION_FIXTURES & set(item.fixturenames)
+        item.add_marker("integration" if uses_outside else "unit")
+
+
+_running_unit_test = False
+_SHARED_PREFIX = os.path.join(os.path.abspath(SHARED), "")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    global _running_unit_test
+    _running_unit_test = item.get_closest_marker("unit") is not None
+    try:
+        return (yield)
+    finally:
+        _running_unit_test = False
+
+
+def refuse_in_unit_tier(what: str) -> None:
+    """Fail a unit test loudly (never skip it) when it reaches for what only integration tests may use."""
+    if _running_unit_test:
+        pytest.fail(f"a unit test reached for {what}: use a fixture that makes it an integration test "
+                    f"({', '.join(sorted(INTEGRATION_FIXTURES))}) or mark it `mysql`", pytrace=False)
+
+
+def _guard_unit_tier(event: str, args: tuple) -> None:
+    """Audit hook: under a unit test, reading ../shared or starting a database server fails the test."""
+    if not _running_unit_test:
+        return
+    if event in ("open", "os.listdir", "os.scandir") and isinstance(args[0], (str, os.PathLike)):
+        if os.path.abspath(args[0]).startswith(_SHARED_PREFIX):
+            refuse_in_unit_tier(f"../shared ({args[0]})")
+    elif event == "subprocess.Popen" and Path(os.fsdecode(args[0])).name in DATABASE_SERVERS:
+        refuse_in_unit_tier(f"a database server ({args[0]})")
+
+
+sys.addaudithook(_guard_unit_tier)
 
 
 @contextlib.contextmanager
@@ -40,8 +92,10 @@ def mysql_server_url():
 
 
 @pytest.fixture
-def mysql_url(mysql_server_url):
+def mysql_url(request):
     """A fresh, empty database on the real server, dropped afterwards."""
+    refuse_in_unit_tier("the MySQL server")  # before the server (a session fixture, set up once) is asked for
+    mysql_server_url = request.getfixturevalue("mysql_server_url")
     name = f"lookalike_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(f"{mysql_server_url}/?{MYSQL_URL_OPTIONS}")
     with admin.begin() as conn:
@@ -57,7 +111,7 @@ def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'lookalike.db'}"
 
 
-@pytest.fixture(params=["sqlite", "mysql"])
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
 def store_url(request):
     """The URL of an empty, migrated database: the embedded default and the real MySQL server."""
     url = request.getfixturevalue(f"{request.param}_url")

@@ -13,13 +13,12 @@ from model.training import TrainConfig, train
 from search.service import SearchService
 from tests.conftest import DEMO_WEIGHTS, FASHION, copy_slice
 
-CATEGORIES = sorted(p.name for p in (FASHION / "catalogue").iterdir())[:10]
-
 
 @pytest.mark.slow
 def test_default_recipe_finds_categories_and_products(tmp_path):
-    catalogue = list_catalogue(copy_slice(tmp_path / "catalogue", CATEGORIES, per_category=50))
-    queries = list_catalogue(copy_slice(tmp_path / "queries", CATEGORIES, per_category=25, split="queries"))
+    categories = sorted(p.name for p in (FASHION / "catalogue").iterdir())[:10]
+    catalogue = list_catalogue(copy_slice(tmp_path / "catalogue", categories, per_category=50))
+    queries = list_catalogue(copy_slice(tmp_path / "queries", categories, per_category=25, split="queries"))
     # The default recipe (views, both objectives, head then top), with fewer epochs for CI's time.
     config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), epochs=10, top_epochs=2)
     trained = train(catalogue, config, progress=False).model
@@ -31,9 +30,9 @@ def test_default_recipe_finds_categories_and_products(tmp_path):
     Loader(network, store, progress=False).ingest(catalogue)
     service = SearchService(network, store)
 
-    summary = report.summarise(report.run(service, queries, progress=False), store.category_counts(), CATEGORIES)
+    summary = report.summarise(report.run(service, queries, progress=False), store.category_counts(), categories)
     instances = evaluate_instances(service, catalogue, count=150, progress=False)
-    print(f"\n{len(queries)} queries of {len(CATEGORIES)} categories: top-1 category accuracy "
+    print(f"\n{len(queries)} queries of {len(categories)} categories: top-1 category accuracy "
           f"{summary['top1_category_accuracy']:.1%}, P@10 {summary['retrieval']['@10']['precision']:.3f}\n"
           f"{instances.markdown()}")
     assert summary["queries"] == 250

@@ -6,8 +6,6 @@ import pytest
 from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS31Validator
 
-from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
-
 
 @pytest.fixture
 def document(client):

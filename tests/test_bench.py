@@ -1,11 +1,12 @@
-"""The benchmark's own logic on small inputs: machine description, verdicts, FAISS agreement, the decode paths (no timings)."""
+"""The benchmark's own logic on small inputs: machine description, verdicts, FAISS agreement, the decode paths
+(no timings)."""
 import numpy as np
 
 from bench.machine import this_machine
 from bench.ranking_bench import queries_near, unit_vectors, versus_faiss
 from bench.report import at_least, at_most, markdown
 from config import DEFAULTS
-from tests.conftest import FASHION
+from tests.conftest import ROOT
 
 
 def test_machine_is_read_from_cpuinfo(tmp_path):
@@ -36,7 +37,7 @@ def test_both_upload_paths_give_the_network_the_same_picture():
     from bench.decode_bench import full_decode, phone_photo
     from images.decoding import decode_image, to_array
 
-    data = phone_photo(sorted((FASHION / "catalogue" / "Watches").glob("*.jpg"))[0])
+    data = phone_photo(sorted((ROOT / "demo" / "catalogue" / "Watches").glob("*.jpg"))[0])
     decoded = decode_image(data, DEFAULTS.max_image_pixels, 224)
     assert (decoded.width, decoded.height) == (4000, 3000) and decoded.rgb.size[0] < 4000
     reduced, full = to_array(decoded.rgb, 224), full_decode(data, 224)

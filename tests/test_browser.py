@@ -8,7 +8,6 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import ROOT
-from tests.webapp_fixtures import app, web_service, web_settings  # noqa: F401 (fixtures)
 
 CHROMIUM = os.environ.get("LOOKALIKE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(os.environ.get("LOOKALIKE_TEST_OUTPUT") or ROOT / "test-output") / "browser"

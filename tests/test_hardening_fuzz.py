@@ -2,10 +2,10 @@
 
 Seeds are small pictures in every format Pillow writes (the accepted ones in several modes, progressive,
 animated and EXIF-rotated; the others must be refused as a whole), plus the hand-made bombs. Each round mutates
-one seed (mostly of an accepted format) a few times (bit flips, random or boundary values, cuts, insertions, truncation) and runs it through
-``decode_image`` (full size and reduced scale) and ``to_array``. Any other exception fails the test with the
-input that raised it. ``LOOKALIKE_FUZZ_SECONDS`` (default 45) bounds the run; the seed is printed and
-``LOOKALIKE_FUZZ_SEED`` replays it.
+one seed (mostly of an accepted format) a few times (bit flips, random or boundary values, cuts, insertions,
+truncation) and runs it through ``decode_image`` (full size and reduced scale) and ``to_array``. Any other
+exception fails the test with the input that raised it. ``LOOKALIKE_FUZZ_SECONDS`` (default 45) bounds the run;
+the seed is printed and ``LOOKALIKE_FUZZ_SEED`` replays it.
 """
 from __future__ import annotations
 

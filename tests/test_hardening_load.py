@@ -5,8 +5,8 @@ Four clients send searches (API and page), product images, category lists, healt
 (``tests.images.hostile_uploads``: tiny files declaring huge pictures, a JPEG with 2,000 scans, a corrupt AVIF,
 not a picture) for ``LOOKALIKE_LOAD_SECONDS`` (120 in CI; ``LOOKALIKE_LOAD_SECONDS=600`` for the
 10-minute run). The first ``WARM_UP_SECONDS`` fill the caches (TensorFlow's, the allocator's, the reviewer's
-traces, given an 8 MiB budget); then every answer must be the expected one and the worker's resident memory, read between the two
-phases and at the end, must grow less than 5 %.
+traces, given an 8 MiB budget); then every answer must be the expected one and the worker's resident memory,
+read between the two phases and at the end, must grow less than 5 %.
 Latency is reported, not judged.
 """
 from __future__ import annotations

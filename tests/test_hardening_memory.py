@@ -16,7 +16,6 @@ from PIL import Image
 
 from tests.images import hostile_uploads, progressive_jpeg
 from tests.served import catalogue_database, gunicorn
-from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
 from webapp.traces import TraceStore
 
 MAX_MEMORY_GROWTH = 0.05

@@ -24,7 +24,6 @@ from config import Settings
 from ingest.loader import Loader
 from search.service import SearchService
 from tests.conftest import ROOT
-from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
 from webapp import create_app
 
 # --- hostile names in the catalogue --------------------------------------------------------------------------
@@ -244,11 +243,11 @@ def _environment_reads(tree: ast.AST) -> list[int]:
     """Lines that read the environment: os.getenv(...), os.environ.get(...), os.environ[...]."""
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
-                node.func.attr == "getenv" or (node.func.attr == "get" and "environ" in ast.unparse(node.func.value))):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and ast.unparse(node.value).endswith(
-                "environ"):
+        called = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+            node.func.attr == "getenv" or (node.func.attr == "get" and "environ" in ast.unparse(node.func.value)))
+        indexed = isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and ast.unparse(
+            node.value).endswith("environ")
+        if called or indexed:
             lines.append(node.lineno)
     return lines
 

@@ -35,7 +35,7 @@ class Tricklers:
     answered: list[str] = field(default_factory=list)  # "kind: what the server did" before the request was whole
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def start(self, headers: int = 0, bodies: int = 0) -> "Tricklers":
+    def start(self, headers: int = 0, bodies: int = 0) -> Tricklers:
         for kind in ["headers"] * headers + ["body"] * bodies:
             thread = threading.Thread(target=self._run, args=(kind,), daemon=True)
             thread.start()
@@ -69,7 +69,7 @@ class Tricklers:
     def of(self, kind: str) -> list[str]:
         return [what for what in self.answered if what.startswith(kind)]
 
-    def __enter__(self) -> "Tricklers":
+    def __enter__(self) -> Tricklers:
         return self
 
     def __exit__(self, *exc) -> None:

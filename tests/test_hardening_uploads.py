@@ -19,7 +19,6 @@ from PIL import Image
 from images.decoding import MAX_JPEG_SCANS, MAX_SIDE
 from search.parameters import SearchError, SearchParameters
 from tests.images import corrupt_avif, corrupt_blp, dds_with_unknown_flags, encode, png_declaring, progressive_jpeg
-from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
 
 ENDPOINTS = {"page": "/search", "api": "/api/search"}
 NOT_AN_IMAGE = "not a usable image"

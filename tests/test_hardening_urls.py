@@ -2,12 +2,13 @@
 
 The server (raw sockets, so it can break HTTP) answers by path: a photo; another protocol; a bad chunk; 150
 headers; a 70 KB header line; a body without headers; a status line trickled a byte at a time; slow redirects;
-a redirect loop; redirects anywhere; bodies over the size limit or trickled. Then: one deadline for the whole fetch, the address rules (IANA's
-special-purpose ranges, IPv6 forms embedding IPv4 addresses), DNS resolved once and connected to as checked
-(rebinding), and TLS keeping the URL's host name.
+a redirect loop; redirects anywhere; bodies over the size limit or trickled. Then: one deadline for the whole
+fetch, the address rules (IANA's special-purpose ranges, IPv6 forms embedding IPv4 addresses), DNS resolved once
+and connected to as checked (rebinding), and TLS keeping the URL's host name.
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import socketserver
@@ -20,7 +21,6 @@ from dataclasses import replace
 import pytest
 
 from tests.images import encode, gradient
-from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
 from webapp import create_app, fetching
 from webapp.fetching import fetch_url, is_public
 from webapp.uploads import UploadError
@@ -49,10 +49,8 @@ class Misbehaving(socketserver.BaseRequestHandler):
             head += data
         self.seen.append(head)
         path = head.split(b" ", 2)[1].decode()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the fetcher gave up, as it should
             self.answer(path)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the fetcher gave up, as it should
 
     def answer(self, path: str) -> None:
         send = self.request.sendall
@@ -172,8 +170,9 @@ def test_unsafe_urls_are_refused_before_any_connection(url, message):
 def test_redirects_are_checked_like_the_first_url(monkeypatch, server):
     base, seen = server
     # Loopback plays a public host here, so that the local server can be the first hop.
-    monkeypatch.setattr(fetching, "NOT_PUBLIC_V4",
-                        [net for net in fetching.NOT_PUBLIC_V4 if not net.overlaps(ipaddress.ip_network("127.0.0.0/8"))])
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    public = [net for net in fetching.NOT_PUBLIC_V4 if not net.overlaps(loopback)]
+    monkeypatch.setattr(fetching, "NOT_PUBLIC_V4", public)
     assert fetch_url(base + "/photo.jpg", LIMIT, timeout=5) == PHOTO
     for target in ("http://10.0.0.1/a.jpg", "http://[::ffff:169.254.169.254]/", "file:///etc/passwd"):
         with pytest.raises(UploadError, match="not a public address|http or https"):

@@ -47,7 +47,7 @@ def test_exif_rotated_photo_is_decoded_upright():
 @pytest.mark.parametrize("image, fmt, options", [
     (gradient().convert("CMYK"), "JPEG", {}),
     (gradient().convert("L"), "PNG", {}),
-    (Image.fromarray((np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50)), "PNG", {}),
+    (Image.fromarray(np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50), "PNG", {}),
     (gradient().convert("P"), "PNG", {"transparency": 0}),
     (gradient().convert("RGBA"), "WEBP", {}),
 ])

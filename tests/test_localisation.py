@@ -13,7 +13,6 @@ from model.inference import ACTIVATION_MAP
 from search.localisation import Box, localise
 from search.service import LOCALISED, SHOPPER, WHOLE, SearchError, SearchService
 from tests.conftest import DEMO_WEIGHTS, copy_slice
-from tests.webapp_fixtures import web_service, web_settings  # noqa: F401 (fixtures)
 
 # Where the product goes on a canvas of CANVAS × CANVAS px: the four corners and the centre, half of each side.
 CANVAS = 400
@@ -93,7 +92,8 @@ def test_a_product_pasted_on_a_background_is_found(localising_model, products, p
     truth = Box(*PLACES[place], SIDE, SIDE)
     images = [pasted(product, PLACES[place], seed) for seed, product in enumerate(products)]
     arrays = np.stack([np.asarray(image.resize((224, 224))) for image in images])
-    boxes = [localise(activation, (CANVAS, CANVAS)).box for activation in localising_model.predict(arrays).activation_maps]
+    maps = localising_model.predict(arrays).activation_maps
+    boxes = [localise(activation, (CANVAS, CANVAS)).box for activation in maps]
     ious = [box.iou(truth) for box in boxes]
     centre = truth.x + SIDE // 2, truth.y + SIDE // 2
     assert all(box.x <= centre[0] < box.right and box.y <= centre[1] < box.bottom for box in boxes), boxes

@@ -126,7 +126,8 @@ def test_preprocessing_is_keras_own(mode):
 
 
 def test_serving_never_imports_tensorflow(trained_model_path, fashion_slice, tmp_path):
-    """The web app, ``lookalike ingest`` and ``lookalike search`` in a fresh interpreter: no TensorFlow, no Keras."""
+    """The web app, ``lookalike ingest`` and ``lookalike search`` in a fresh interpreter: no TensorFlow, no Keras, nor
+    the evaluation's libraries (the ``serving`` extra has none of them)."""
     query = sorted((fashion_slice / "Watches").glob("*.jpg"))[0]
     script = textwrap.dedent(f"""
         import os, sys
@@ -139,7 +140,8 @@ def test_serving_never_imports_tensorflow(trained_model_path, fashion_slice, tmp
         client = create_app().test_client()
         with open({str(query)!r}, "rb") as f:
             assert client.post("/api/search", data={{"image": (f, "q.jpg")}}).status_code == 200
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf2onnx"))
+        loaded = sorted(m for m in sys.modules
+                        if m.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "onnx", "sklearn", "matplotlib"))
         print("TRAINING-STACK:", loaded[:5])
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)

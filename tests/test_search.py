@@ -33,8 +33,10 @@ def test_result_explains_itself(service, fashion_slice):
     assert sum(p for _, p in result.probabilities) == pytest.approx(1.0, abs=1e-4)
     assert [p for _, p in result.probabilities] == sorted((p for _, p in result.probabilities), reverse=True)
     assert result.embedding.shape == (512,) and np.linalg.norm(result.embedding) == pytest.approx(1.0, abs=1e-4)
-    assert result.model_input.shape == (96, 96, 3) and -1.0 <= result.model_input.min() < result.model_input.max() <= 1.0
-    assert set(result.timings_ms) == {"decode", "preprocess", "forward_pass", "localise", "narrow", "rank", "safety_net"}
+    assert result.model_input.shape == (96, 96, 3)
+    assert -1.0 <= result.model_input.min() < result.model_input.max() <= 1.0
+    assert set(result.timings_ms) == {"decode", "preprocess", "forward_pass", "localise", "narrow", "rank",
+                                      "safety_net"}
     assert result.box_source == "whole photo" and result.box is None and result.localisation.heat.shape == (3, 3)
     assert "most probable" in result.rule
 

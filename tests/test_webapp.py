@@ -5,7 +5,6 @@ import re
 import threading
 from dataclasses import replace
 
-from tests.webapp_fixtures import app, client, web_service, web_settings  # noqa: F401 (fixtures)
 from webapp import create_app
 from webapp.openapi import openapi_document
 
@@ -45,7 +44,7 @@ def test_shopper_page_and_results(client, fashion_slice):
 
 def test_product_image_is_served_with_caching_headers(client, fashion_slice):
     body = upload(client, catalogue_photo(fashion_slice).read_bytes(), k="1").get_json()
-    url = "/products/%d/image" % body["results"][0]["product_id"]
+    url = f"/products/{body['results'][0]['product_id']}/image"
     response = client.get(url)
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
     assert response.data == catalogue_photo(fashion_slice).read_bytes()
@@ -58,7 +57,8 @@ def test_products_categories_health_openapi(client, fashion_slice):
     categories = client.get("/api/categories").get_json()["categories"]
     assert {c["name"]: c["products"] for c in categories} == {"Backpacks": 12, "Heels": 12, "Sunglasses": 12,
                                                              "Watches": 12}
-    product_id = upload(client, catalogue_photo(fashion_slice).read_bytes(), k="1").get_json()["results"][0]["product_id"]
+    body = upload(client, catalogue_photo(fashion_slice).read_bytes(), k="1").get_json()
+    product_id = body["results"][0]["product_id"]
     product = client.get(f"/api/products/{product_id}").get_json()
     assert product["category"] == "Watches" and product["metadata"]["baseColour"]
     assert client.get("/api/products/999999").status_code == 404
@@ -68,7 +68,8 @@ def test_products_categories_health_openapi(client, fashion_slice):
 
 
 def openapi_path(rule: str) -> str:
-    """A Flask rule as OpenAPI writes it: ``/api/products/<int(max=…):product_id>`` is ``/api/products/{product_id}``."""
+    """A Flask rule as OpenAPI writes it: ``/api/products/<int(max=…):product_id>`` is
+    ``/api/products/{product_id}``."""
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
 
 

@@ -13,8 +13,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 SERVER_NAMES = ("mariadbd", "mysqld")
 # MariaDB does not know MySQL 8's default utf8mb4 collation, which the connector would ask for: add these

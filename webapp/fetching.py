@@ -68,7 +68,7 @@ class _Target:
     path: str  # path and query, percent-encoded
 
     @classmethod
-    def parse(cls, url: str) -> "_Target":
+    def parse(cls, url: str) -> _Target:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UploadError(400, "image_url must be an http or https URL")
