@@ -30,6 +30,7 @@ from catalogue.folder import CatalogueFile, list_catalogue, per_category
 from config import DEFAULTS, Settings
 from db.schema import Feature
 from db.store import Store
+from evaluation.tables import markdown_table
 from images.decoding import decode_image, to_array
 from model.card import onnx_path
 from model.inference import default_threads, load_network
@@ -124,13 +125,13 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                    "(TensorFlow profiler on the frozen graph, multiply-add = 2 FLOP). ONNX Runtime "
                    f"{onnxruntime.__version__}: graph exported by Keras, all graph optimisations, "
                    f"{default_threads()} intra-op threads, no spinning.\n\n"
-                   "| forward pass, median | ONNX Runtime (served) | TensorFlow tf.function | ratio |\n"
-                   "|---|---|---|---|\n"
-                   + "\n".join(f"| batch {b} | {rates[b]:.1f} img/s | {tf_rates[b]:.1f} img/s | "
-                               f"{rates[b] / tf_rates[b]:.2f}× |" for b in BATCH_SIZES)
-                   + f"\n| one image | {_ms(forward_one)} | {_ms(tf_forward_one)} | "
-                     f"{tf_forward_one / forward_one:.2f}× faster |\n"
-                   f"| one image, Keras Model.predict | | {_ms(predict_one)} | |")
+                   + markdown_table(["forward pass, median", "ONNX Runtime (served)", "TensorFlow tf.function",
+                                     "ratio"],
+                                    [*((f"batch {b}", f"{rates[b]:.1f} img/s", f"{tf_rates[b]:.1f} img/s",
+                                        f"{rates[b] / tf_rates[b]:.2f}×") for b in BATCH_SIZES),
+                                     ("one image", _ms(forward_one), _ms(tf_forward_one),
+                                      f"{tf_forward_one / forward_one:.2f}× faster"),
+                                     ("one image, Keras Model.predict", "", _ms(predict_one), "")]))
 
     # 7. The upload path of a large phone photo.
     say("7. upload decode: 12 MP phone photos, reduced scale against a full decode")
@@ -240,8 +241,8 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                                 sum(w.memory_info().rss for w in other.workers)))
         details.append("gunicorn layouts (workers × threads; each worker's ONNX Runtime gets cores ÷ workers "
                        "intra-op threads), same load:\n\n"
-                       "| layout | QPS | resident memory, all workers |\n|---|---|---|\n"
-                       + "\n".join(f"| {w} × {t} | {q:.1f} | {m / 2**20:.0f} MiB |" for w, t, q, m in layouts))
+                       + markdown_table(["layout", "QPS", "resident memory, all workers"],
+                                        [(f"{w} × {t}", f"{q:.1f}", f"{m / 2**20:.0f} MiB") for w, t, q, m in layouts]))
         say("   real embeddings for the approximate index")
         real_vectors = np.concatenate([store.category_vectors(c, model.version)[1] for c in sorted(categories)])
         real_pictures = [decode_image(q, DEFAULTS.max_image_pixels).rgb for q in _evenly(queries, 50)]
@@ -281,22 +282,21 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                          "≥ 10× faster"))
     details.append(f"Approximate index (FAISS IndexIVFFlat, about 4√n clusters, nprobe {policy.nprobe}; candidates "
                    "re-ranked exactly), top 30, queries near stored vectors:\n\n"
-                   "| vectors | recall@30 | exact p50 | approximate p50 | speed-up | build | memory exact / IVF |\n"
-                   "|---|---|---|---|---|---|---|\n"
-                   + "\n".join(f"| {name} | {a.recall:.3f} | {_ms(a.exact_seconds)} | {_ms(a.ann_seconds)} | "
-                               f"{a.exact_seconds / a.ann_seconds:.1f}× | {a.build_seconds:.1f} s | "
-                               f"{a.exact_bytes / 2**20:.0f} / {a.ann_bytes / 2**20:.0f} MiB |"
-                               for name, a in approximate)
+                   + markdown_table(["vectors", "recall@30", "exact p50", "approximate p50", "speed-up", "build",
+                                     "memory exact / IVF"],
+                                    [(name, f"{a.recall:.3f}", _ms(a.exact_seconds), _ms(a.ann_seconds),
+                                      f"{a.exact_seconds / a.ann_seconds:.1f}×", f"{a.build_seconds:.1f} s",
+                                      f"{a.exact_bytes / 2**20:.0f} / {a.ann_bytes / 2**20:.0f} MiB")
+                                     for name, a in approximate])
                    + f"\n\nA category gets the index from {policy.min_vectors:,} vectors (LOOKALIKE_ANN_MIN_VECTORS).")
 
     say("scaling")
     scales = ranking_bench.scaling(sizes.scaling)
     details.append("Scaling (one category matrix of synthetic unit vectors, 512-d float32):\n\n"
-                   "| vectors | cached matrix + norms | ranking p50 (top 30) "
-                   "| search p50 estimate (forward pass + ranking) |\n"
-                   "|---|---|---|---|\n"
-                   + "\n".join(f"| {s.n:,} | {s.cached_bytes / 2**20:.1f} MiB | {_ms(s.rank_seconds)} | "
-                               f"{_ms(forward_one + s.rank_seconds)} |" for s in scales))
+                   + markdown_table(["vectors", "cached matrix + norms", "ranking p50 (top 30)",
+                                     "search p50 estimate (forward pass + ranking)"],
+                                    [(f"{s.n:,}", f"{s.cached_bytes / 2**20:.1f} MiB", _ms(s.rank_seconds),
+                                      _ms(forward_one + s.rank_seconds)) for s in scales]))
     return rows, details
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from evaluation.tables import markdown_table
+
 
 @dataclass(frozen=True)
 class Row:
@@ -44,11 +46,9 @@ def at_most(figure: str, value: str, baseline: str, ratio: float, target: float,
 
 
 def markdown(rows: list[Row]) -> str:
-    lines = ["| figure | measured | baseline (same run) | ratio | goal | verdict |",
-             "|---|---|---|---|---|---|"]
-    for row in rows:
-        ratio = "" if row.ratio is None else f"{row.ratio:.3g}×"
-        lines.append(f"| {row.figure} | {row.value} | {row.baseline} | {ratio} | {row.goal} | {row.verdict} |")
+    lines = [markdown_table(["figure", "measured", "baseline (same run)", "ratio", "goal", "verdict"],
+                            [(row.figure, row.value, row.baseline, "" if row.ratio is None else f"{row.ratio:.3g}×",
+                              row.goal, row.verdict) for row in rows])]
     reasons: dict[str, list[str]] = {}  # one reason, once, for every figure it limits
     for row in rows:
         if row.missed and row.why:

@@ -267,6 +267,13 @@ def _model_fits(model_path: Path, backbone: str) -> bool:
     return card.backbone == backbone and bool(card.onnx_sha256)
 
 
+def _photos_drawn_from_folders(command: argparse.ArgumentParser, folders_help: str, count: int) -> None:
+    """The arguments of an evaluation that draws ``--count`` photos from each of several folders."""
+    command.add_argument("folders", type=Path, nargs="+", help=folders_help)
+    command.add_argument("--out", type=Path, required=True)
+    command.add_argument("--count", type=int, default=count, help="photos drawn from each folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lookalike", description="Visual product search: the command line. "
                                      "Settings come from LOOKALIKE_* environment variables (see README).")
@@ -332,16 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     unseen = sub.add_parser("evaluate-unseen", help="instance search on photos the model never saw: the embedding "
                                                      "against the backbone's pooled features")
-    unseen.add_argument("folders", type=Path, nargs="+", help="folders of photos (any layout) the model never saw")
-    unseen.add_argument("--out", type=Path, required=True)
-    unseen.add_argument("--count", type=int, default=500, help="photos drawn from each folder")
+    _photos_drawn_from_folders(unseen, "folders of photos (any layout) the model never saw", count=500)
     unseen.set_defaults(func=cmd_evaluate_unseen)
 
     similar = sub.add_parser("evaluate-similarity", help="the best match's similarity on photos the shop sells and "
                                                          "does not sell: choose the weak-match threshold")
-    similar.add_argument("folders", type=Path, nargs="+", help="folders of photos (any layout)")
-    similar.add_argument("--out", type=Path, required=True)
-    similar.add_argument("--count", type=int, default=200, help="photos drawn from each folder")
+    _photos_drawn_from_folders(similar, "folders of photos (any layout)", count=200)
     similar.add_argument("--thresholds", default="35,40,45,50,60", help="similarities (%%), comma-separated")
     similar.set_defaults(func=cmd_evaluate_similarity)
 

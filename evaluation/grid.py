@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from catalogue.folder import CatalogueFile
+from evaluation.tables import markdown_table
 from images.decoding import to_array
 from model.backbones import get_backbone
 from model.training import TrainConfig, read_pictures, train
@@ -75,9 +76,8 @@ def run_grid(train_files: Sequence[CatalogueFile], test_files: Sequence[Catalogu
 
 
 def table(runs: Sequence[GridRun]) -> str:
-    lines = ["| backbone | weights | optimizer | learning rate | epochs (best) | train acc | val acc | test acc "
-             "| s/epoch | note |", "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.backbone} | {r.weights} | {r.optimizer} | {r.learning_rate:g} | {r.epochs_run} ({r.best_epoch}) "
-              f"| {r.train_accuracy:.3f} | {r.val_accuracy:.3f} | {r.test_accuracy:.3f} | {r.seconds_per_epoch:.2f} "
-              f"| {r.note} |" for r in runs]
-    return "\n".join(lines) + "\n"
+    return markdown_table(["backbone", "weights", "optimizer", "learning rate", "epochs (best)", "train acc", "val acc",
+                           "test acc", "s/epoch", "note"],
+                          [(r.backbone, r.weights, r.optimizer, f"{r.learning_rate:g}",
+                            f"{r.epochs_run} ({r.best_epoch})", f"{r.train_accuracy:.3f}", f"{r.val_accuracy:.3f}",
+                            f"{r.test_accuracy:.3f}", f"{r.seconds_per_epoch:.2f}", r.note) for r in runs]) + "\n"

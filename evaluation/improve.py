@@ -15,6 +15,7 @@ from catalogue.folder import CatalogueFile
 from config import Settings
 from db.registry import ModelRegistry
 from db.store import Store
+from evaluation.tables import markdown_table
 
 # Metrics a decision can rest on, read from an evaluation summary, and whether higher is better.
 METRICS: dict[str, tuple[Callable[[dict], float], bool]] = {
@@ -161,18 +162,21 @@ def write_report(run: Run, out: Path) -> None:
     lines = [f"# Improving the model: {run.before_version} → {run.candidate}", "",
              f"Decision on **{run.metric}**: {run.decision['reason']}.", "",
              "![before and after](comparison.png)", "",
-             "| metric | before | after | change |", "|---|---|---|---|"]
-    for name, before, after, higher in rows:
-        gained = (after - before) if higher else (before - after)
-        lines.append(f"| {'**' + name + '**' if name == run.metric else name} | {before:.4f} | {after:.4f} | "
-                     f"{'+' if gained > 0 else ''}{gained:.4f} "
-                     f"{'better' if gained > 0 else 'worse' if gained < 0 else ''} |")
+             markdown_table(["metric", "before", "after", "change"],
+                            [_change_row(name, before, after, higher, name == run.metric)
+                             for name, before, after, higher in rows])]
     for side, title in (("before", run.before_version), ("after", run.candidate)):
         lines += ["", f"## {side.capitalize()}: {title}", "", f"[summary]({side}/summary.md)", ""]
         if (out / side / "confusion_matrix.png").is_file():
             lines.append(f"![confusion matrix, {side}]({side}/confusion_matrix.png)")
         lines.append(f"![searches, {side}]({side}/collage.png)")
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _change_row(name: str, before: float, after: float, higher: bool, chosen: bool) -> tuple[str, ...]:
+    gained = (after - before) if higher else (before - after)
+    return (f"**{name}**" if chosen else name, f"{before:.4f}", f"{after:.4f}",
+            f"{'+' if gained > 0 else ''}{gained:.4f} {'better' if gained > 0 else 'worse' if gained < 0 else ''}")
 
 
 def comparison_figure(rows: Sequence[tuple[str, float, float, bool]], before: str, after: str, path: Path) -> None:

@@ -14,6 +14,7 @@ from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
 from catalogue.folder import CatalogueFile, product_key
+from evaluation.tables import markdown_table
 from search.service import SearchService
 
 
@@ -58,14 +59,14 @@ class InstanceReport:
         groups = [("all products", None)]
         if any(self.held_out):
             groups += [("trained products", False), ("held-out products (never in the instance objective)", True)]
-        header = " | ".join(f"{mode} top {k}" for mode in ("served", "whole") for k in self.ks)
-        lines = [f"| altered catalogue photos | queries | {header} |", "|---|---:|" + "---:|" * 2 * len(self.ks)]
-        for name, held_out in groups:
-            count = sum(held_out is None or h == held_out for h in self.held_out)
-            shares = " | ".join(f"{self.found(k, whole, held_out):.1%}" for whole in (False, True) for k in self.ks)
-            lines.append(f"| {name} | {count} | {shares} |")
-        return ("\n".join(lines) + f"\n\nserved: as a shopper's search runs (narrowed to likely categories, merged, "
-                f"with the safety net); whole: every category searched.\n"
+        header = ["altered catalogue photos", "queries",
+                  *(f"{mode} top {k}" for mode in ("served", "whole") for k in self.ks)]
+        rows = [(name, sum(held_out is None or h == held_out for h in self.held_out),
+                 *(f"{self.found(k, whole, held_out):.1%}" for whole in (False, True) for k in self.ks))
+                for name, held_out in groups]
+        return (markdown_table(header, rows, right_aligned=range(1, len(header)))
+                + "\n\nserved: as a shopper's search runs (narrowed to likely categories, merged, "
+                "with the safety net); whole: every category searched.\n"
                 f"- original's category searched: {_share(self.category_searched):.1%}\n"
                 f"- safety net fired: {_share(self.safety_net_fired):.1%}\n")
 

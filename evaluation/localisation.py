@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from catalogue.folder import CatalogueFile
+from evaluation.tables import markdown_table
 from images.decoding import to_array
 from model.inference import Network
 from search.localisation import Box, localise
@@ -68,10 +69,9 @@ def run(network: Network, products: Sequence[CatalogueFile], thresholds: Sequenc
 def write(summary: dict, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"{summary['pictures']} pasted products", "",
-             "| threshold | median IoU | IoU ≥ 0.5 | median box share |", "|---|---|---|---|"]
-    lines += [f"| {t} | {r['median_iou']:.2f} | {r['iou_at_least_0.5']:.0%} | {r['median_share']:.0%} |"
-              for t, r in summary["thresholds"].items()]
-    table = "\n".join(lines)
+    table = f"{summary['pictures']} pasted products\n\n" + markdown_table(
+        ["threshold", "median IoU", "IoU ≥ 0.5", "median box share"],
+        [(t, f"{r['median_iou']:.2f}", f"{r['iou_at_least_0.5']:.0%}", f"{r['median_share']:.0%}")
+         for t, r in summary["thresholds"].items()])
     (out / "summary.md").write_text(table + "\n")
     return table

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from catalogue.folder import CatalogueFile
 from db.store import Store
 from evaluation.metrics import map_at_k, pad_hits, precision_at_k, recall_at_k
+from evaluation.tables import markdown_table
 from images.decoding import ImageError, decode_image
 from search.policy import SearchPolicy
 from search.service import SearchResult, SearchService
@@ -174,23 +175,23 @@ def markdown(summary: dict, title: str) -> str:
              f"(its pass over the other categories: p50 {summary['safety_net_ms_p50']:.2f} ms)",
              f"- latency per query (batched forward pass shared): mean {latency['mean']:.1f} ms,"
              f" p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms",
-             "", "| k | precision@k | recall@k | mAP@k |", "|---|---|---|---|"]
-    lines += [f"| {k.lstrip('@')} | {m['precision']:.4f} | {m['recall']:.4f} | {m['map']:.4f} |"
-              for k, m in summary["retrieval"].items()]
+             "", markdown_table(["k", "precision@k", "recall@k", "mAP@k"],
+                                [(k.lstrip("@"), f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['map']:.4f}")
+                                 for k, m in summary["retrieval"].items()])]
     if "sklearn" in summary:
         report = summary["sklearn"]["classification_report"]
-        lines += ["", "## Per class (scikit-learn)", "", "| class | precision | recall | F1 | support |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1-score']:.3f} | "
-                  f"{int(row['support'])} |" for name, row in report.items() if isinstance(row, dict)]
+        lines += ["", "## Per class (scikit-learn)", "",
+                  markdown_table(["class", "precision", "recall", "F1", "support"],
+                                 [(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1-score']:.3f}",
+                                   int(row["support"])) for name, row in report.items() if isinstance(row, dict)])]
     return "\n".join(lines) + "\n"
 
 
 def narrowing_table(rows: Sequence[dict]) -> str:
     """The τ × merge-weight sweep as a Markdown table."""
-    lines = ["| τ | merge weight | categories searched (mean) | missed-category rate | precision@10 | "
-             "latency p50 (ms) |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['settings']['tau']:g} | {r['settings']['merge_weight']:g} | {r['mean_categories_searched']:.2f} | "
-              f"{r['missed_category_rate']:.2%} | {r['retrieval']['@10']['precision']:.4f} | "
-              f"{r['latency_ms_per_query']['p50']:.1f} |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(["τ", "merge weight", "categories searched (mean)", "missed-category rate", "precision@10",
+                           "latency p50 (ms)"],
+                          [(f"{r['settings']['tau']:g}", f"{r['settings']['merge_weight']:g}",
+                            f"{r['mean_categories_searched']:.2f}", f"{r['missed_category_rate']:.2%}",
+                            f"{r['retrieval']['@10']['precision']:.4f}", f"{r['latency_ms_per_query']['p50']:.1f}")
+                           for r in rows]) + "\n"

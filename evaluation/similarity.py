@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalogue.folder import CatalogueFile
+from evaluation.tables import markdown_table
 from images.decoding import ImageError, decode_image
 from search.service import SearchService
 
@@ -23,10 +24,10 @@ class BestMatches:
     folder: str
     similarities: np.ndarray
 
-    def row(self, thresholds: Sequence[float]) -> str:
+    def row(self, thresholds: Sequence[float]) -> tuple[object, ...]:
         p5, p50, p95 = np.percentile(self.similarities, [5, 50, 95])
-        weak = " | ".join(f"{np.mean(self.similarities < t):.0%}" for t in thresholds)
-        return f"| {self.folder} | {len(self.similarities)} | {p5:.1f} – {p50:.1f} – {p95:.1f} | {weak} |"
+        return (self.folder, len(self.similarities), f"{p5:.1f} – {p50:.1f} – {p95:.1f}",
+                *(f"{np.mean(self.similarities < t):.0%}" for t in thresholds))
 
 
 def best_matches(service: SearchService, folder: str, files: Sequence[CatalogueFile], count: int = 200,
@@ -46,7 +47,7 @@ def best_matches(service: SearchService, folder: str, files: Sequence[CatalogueF
 
 
 def markdown(rows: Sequence[BestMatches], thresholds: Sequence[float]) -> str:
-    lines = ["| photos | n | best match: 5th – 50th – 95th percentile (%) | "
-             + " | ".join(f"weak under {t:g} %" for t in thresholds) + " |",
-             "|---|---:|---|" + "---:|" * len(thresholds)]
-    return "\n".join(lines + [row.row(thresholds) for row in rows]) + "\n"
+    header = ["photos", "n", "best match: 5th – 50th – 95th percentile (%)",
+              *(f"weak under {t:g} %" for t in thresholds)]
+    return markdown_table(header, [row.row(thresholds) for row in rows],
+                          right_aligned={1, *range(3, len(header))}) + "\n"

@@ -15,6 +15,7 @@ from sklearn.metrics import top_k_accuracy_score
 
 from catalogue.folder import CatalogueFile
 from evaluation.instances import alter
+from evaluation.tables import markdown_table
 from images.decoding import ImageError, decode_image, to_array
 from model.network import KerasNetwork
 
@@ -26,11 +27,9 @@ class UnseenReport:
 
     def markdown(self, title: str) -> str:
         ks = sorted(next(iter(self.found.values())))
-        lines = [f"| {title} ({self.photos} photos) | " + " | ".join(f"top {k}" for k in ks) + " |",
-                 "|---|" + "---:|" * len(ks)]
-        lines += [f"| {name} | " + " | ".join(f"{shares[k]:.1%}" for k in ks) + " |"
-                  for name, shares in self.found.items()]
-        return "\n".join(lines) + "\n"
+        return markdown_table([f"{title} ({self.photos} photos)", *(f"top {k}" for k in ks)],
+                              [(name, *(f"{shares[k]:.1%}" for k in ks)) for name, shares in self.found.items()],
+                              right_aligned=range(1, len(ks) + 1)) + "\n"
 
 
 def compare_on_unseen(network: KerasNetwork, files: Sequence[CatalogueFile], max_pixels: int, count: int = 500,
