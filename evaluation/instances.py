@@ -14,6 +14,7 @@ from PIL import Image, ImageEnhance
 from tqdm import tqdm
 
 from catalogue.folder import CatalogueFile, product_key
+from config.choices import Scope
 from evaluation.tables import markdown_table
 from search.service import SearchService
 
@@ -94,7 +95,7 @@ def evaluate_instances(service: SearchService, files: Sequence[CatalogueFile], c
         altered = [alter(Image.open(f.path).convert("RGB"), rng) for f in batch]
         seen = service.look(altered)  # one forward pass answers both ways
         as_served = service.answer(seen, k=max(ks))
-        everywhere = service.answer(seen, k=max(ks), scope="all")
+        everywhere = service.answer(seen, k=max(ks), scope=Scope.ALL)
         for original, result, all_result in zip(batch, as_served, everywhere):
             served.append(rank_of(original, result))
             whole.append(rank_of(original, all_result))

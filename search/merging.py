@@ -11,10 +11,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from config.choices import Metric
+
 
 def squared_distances(distances: np.ndarray, metric: str) -> np.ndarray:
     """Squared Euclidean distances between unit vectors, from either metric's distances (cosine: d² = 2(1 − cos))."""
-    return distances ** 2 if metric == "euclidean" else 2.0 * distances
+    return distances ** 2 if metric == Metric.EUCLIDEAN else 2.0 * distances
 
 
 def penalty(probability: float, weight: float) -> float:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from config import DEFAULTS
+from config.choices import Scope
 from db.store import ProductInfo, Store
 from images.decoding import decode_image, to_array
 from model.inference import Network
@@ -246,13 +247,13 @@ class SearchService:
         results = []
         for one in seen:
             lap()
-            if scope == "all":
+            if scope == Scope.ALL:
                 searched, rule = sorted(revisions), "scope 'all': every category in the catalogue"
             else:
                 searched, rule = narrow(one.probabilities, policy)
             narrow_ms = lap()
             # Scope 'all' leaves the classifier out of the ranking too: distance alone.
-            weights = dict(one.probabilities) if scope == "category" else None
+            weights = dict(one.probabilities) if scope == Scope.CATEGORY else None
             matches = self._rank(one.embedding, weights, searched, revisions, k, metric, policy.merge_weight)
             rank_ms = lap()
             exact = self._probe(one.embedding, searched, revisions, metric, matches, policy.exact_distance)
