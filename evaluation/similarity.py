@@ -15,6 +15,7 @@ from catalogue.folder import CatalogueFile
 from evaluation.tables import markdown_table
 from images.decoding import ImageError, decode_image
 from search.service import SearchService
+from search.weak_match import is_weak
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class BestMatches:
     def row(self, thresholds: Sequence[float]) -> tuple[object, ...]:
         p5, p50, p95 = np.percentile(self.similarities, [5, 50, 95])
         return (self.folder, len(self.similarities), f"{p5:.1f} – {p50:.1f} – {p95:.1f}",
-                *(f"{np.mean(self.similarities < t):.0%}" for t in thresholds))
+                *(f"{np.mean([is_weak(s, t) for s in self.similarities]):.0%}" for t in thresholds))
 
 
 def best_matches(service: SearchService, folder: str, files: Sequence[CatalogueFile], count: int = 200,
