@@ -16,7 +16,7 @@ from catalogue.folder import CatalogueFile
 from evaluation.tables import markdown_table
 from images.decoding import ImageError, decode_image
 from search.service import SearchService
-from search.weak_match import is_weak
+from search.weak_match import is_weak, threshold
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,9 @@ def best_matches(service: SearchService, folder: str, files: Sequence[CatalogueF
             continue  # an unreadable photo is simply not part of the table
     results = [result for start in range(0, len(pictures), batch_size)
                for result in service.search_images(pictures[start:start + batch_size], k=1)]
-    applied = service.policy.applied(service.model.min_similarity).min_similarity
-    assert applied is not None  # settled by ``applied``
     return BestMatches(folder, np.array([r.matches[0].similarity if r.matches else 0.0 for r in results]),
-                       np.array([r.weak for r in results], bool), applied)
+                       np.array([r.weak for r in results], bool),
+                       threshold(service.policy.min_similarity, service.model.min_similarity))
 
 
 def markdown(rows: Sequence[BestMatches], thresholds: Sequence[float]) -> str:
