@@ -65,6 +65,8 @@ def train_and_save(files, config, model_path: Path) -> None:
     print(f"saved model {result.model.version} to {model_path} ({len(result.model.categories)} categories, "
           f"{result.epochs_run} epochs, {result.seconds_per_epoch:.2f} s/epoch, "
           f"{time.perf_counter() - started:.0f} s in all{', ' + str(final) if final else ''})")
+    if result.model.min_similarity is not None:
+        print(f"weak-match threshold calibrated on the training pictures: {result.model.min_similarity:.1f} %")
 
 
 def cmd_export(args, settings: Settings) -> None:

@@ -27,6 +27,11 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_WEIGHTS = DEMO_DIR / "weights" / "mobilenet_v2_imagenet_1.0_224_notop.weights.h5"
 
 
+# The weak-match threshold (%) of a model whose card has none (trained before thresholds were calibrated): the one
+# measured on the 6,000-photo fashion model (docs/quality.md).
+FALLBACK_MIN_SIMILARITY = 40.0
+
+
 def variable(name: str) -> str:
     """The environment variable of a setting."""
     return PREFIX + name.upper()
@@ -95,7 +100,11 @@ class Settings:
         50_000, "a category with at least this many vectors is searched through an approximate FAISS IVF index "
                 "(0 turns it off; see docs/benchmarks.md)")
     ann_nprobe: int = setting(32, "clusters the approximate index scans per search")
-    min_similarity: float = setting(40.0, "below this best-match similarity (%) a search says nothing looks much alike")
+    min_similarity: float | None = setting(
+        None, "below this best-match similarity (%) a search says nothing looks much alike; set, it overrides every "
+              "model's own threshold (see docs/quality.md)",
+        f"the served model's, calibrated when it was trained (its card); {FALLBACK_MIN_SIMILARITY:g} for a model "
+        "trained before that")
     trace_ttl_seconds: int = setting(900, "how long a search's reviewer page stays available (memory only)")
     trace_max_bytes: int = setting(
         64 * 1024 * 1024, "memory the kept reviewer pages may take together; past it the oldest go first", "64 MiB")

@@ -21,6 +21,8 @@ class ModelCard:
     Attributes:
         onnx_sha256: checksum of the ONNX graph exported from this very ``.keras`` file; empty for a model
             saved before serving moved to ONNX Runtime (``lookalike export`` adds it).
+        min_similarity: the weak-match threshold (percent) calibrated on the training pictures
+            (``model.calibration``); None for a model trained before it was.
     """
 
     backbone: str
@@ -32,6 +34,7 @@ class ModelCard:
     version: str = ""
     training: dict = field(default_factory=dict)
     onnx_sha256: str = ""
+    min_similarity: float | None = None
 
     @staticmethod
     def new_version(backbone: str) -> str:

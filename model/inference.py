@@ -49,6 +49,11 @@ class Network:
         return self.card.categories
 
     @property
+    def min_similarity(self) -> float | None:
+        """The weak-match threshold calibrated when the model was trained (None for older models)."""
+        return self.card.min_similarity
+
+    @property
     def input_size(self) -> int:
         return self.card.input_size
 

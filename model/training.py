@@ -34,6 +34,7 @@ from config import DEFAULTS
 from config.choices import Optimizer
 from images.decoding import ImageError, decode_image, to_array
 from model.backbones import get_backbone
+from model.calibration import min_similarity
 from model.card import ModelCard
 from model.export import export_onnx
 from model.inference import onnx_session
@@ -257,7 +258,8 @@ def train(files: Sequence[CatalogueFile], config: TrainConfig, progress: bool = 
                 return session.run(["features"], {"image": preprocess(arrays, spec.preprocessing)})[0].astype(
                     np.float16)
         else:
-            top = backbone
+            _unfreeze(backbone)
+            top = _preprocessed(backbone, spec.preprocessing)  # the whole network trains on the cached pixels
 
             def encode(arrays):
                 return arrays
@@ -273,20 +275,27 @@ def train(files: Sequence[CatalogueFile], config: TrainConfig, progress: bool = 
                                    config.top_epochs, progress)
                 history = {k: history[k] + tuned.get(k, []) for k in history}
         else:
-            _unfreeze(top)
-            history = _fit_stack(_preprocessed(top, spec.preprocessing), objectives, cache, data, config,
-                                 config.learning_rate, config.epochs, progress)
+            history = _fit_stack(top, objectives, cache, data, config, config.learning_rate, config.epochs, progress)
         elapsed = time.perf_counter() - started
+        threshold = min_similarity(_embeddings(head, top, cache[0], config.train_batch_size), data.labels)
 
     epochs_run = len(history["loss"])
     backbone.trainable = False
     card = ModelCard(backbone=spec.name, weights=config.weights, input_size=size, preprocessing=spec.preprocessing,
-                     categories=data.categories, version=ModelCard.new_version(spec.name),
+                     categories=data.categories, version=ModelCard.new_version(spec.name), min_similarity=threshold,
                      training={**asdict(config), "images": len(data.labels), "epochs_run": epochs_run,
                                "instance_identities": data.trained_identities, "instance_held_out": data.held_out,
                                **{f"final_{k}": v[-1] for k, v in history.items()}})
     model = KerasNetwork(assemble(backbone, head), card, config.batch_size)
     return TrainResult(model, history, epochs_run, elapsed / max(epochs_run, 1), data.rejected)
+
+
+def _embeddings(head: keras.Model, top: keras.Model | None, pictures: np.ndarray, batch_size: int) -> np.ndarray:
+    """The trained network's embeddings of the cached pictures themselves, from where the cache was cut: through
+    ``top`` (None: the cache holds the head's input), then the head; batched."""
+    batches = (pictures[start:start + batch_size].astype(np.float32) for start in range(0, len(pictures), batch_size))
+    return np.concatenate([head.predict_on_batch(batch if top is None else top.predict_on_batch(batch))[1]
+                           for batch in batches])
 
 
 def _rows(data: TrainingSet, views: int) -> np.ndarray:

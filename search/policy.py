@@ -5,9 +5,10 @@ verdict) and is passed per search, so an evaluation can apply several policies t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from config import DEFAULTS, Settings
+from search.weak_match import threshold
 
 
 @dataclass(frozen=True)
@@ -21,16 +22,21 @@ class SearchPolicy:
             (``search.merging``).
         exact_distance: the safety net's reach (``search.safety_net``); 0 turns it off.
         min_similarity: a best match under this similarity (percent) is weak: nothing looks much alike
-            (``search.weak_match``).
+            (``search.weak_match``); None: the served model's own threshold (``applied``).
     """
 
     tau: float = DEFAULTS.narrow_tau
     max_categories: int = DEFAULTS.narrow_max_categories
     merge_weight: float = DEFAULTS.merge_weight
     exact_distance: float = DEFAULTS.exact_distance
-    min_similarity: float = DEFAULTS.min_similarity
+    min_similarity: float | None = DEFAULTS.min_similarity
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchPolicy:
         return cls(settings.narrow_tau, settings.narrow_max_categories, settings.merge_weight,
                    settings.exact_distance, settings.min_similarity)
+
+    def applied(self, calibrated: float | None) -> SearchPolicy:
+        """This policy as a search applies it with a model whose card holds ``calibrated`` (None: it has none):
+        the weak-match threshold is settled (``search.weak_match.threshold``)."""
+        return replace(self, min_similarity=threshold(self.min_similarity, calibrated))

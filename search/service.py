@@ -51,7 +51,7 @@ class SearchResult:
         searched: categories whose vectors were compared.
         rule: why those categories were searched, in words.
         matches: the ranked results, best first.
-        policy: the thresholds the search applied.
+        policy: the thresholds the search applied (the weak-match threshold settled: never None).
         query: the decoded upload, upright RGB, large ones at reduced scale (kept in memory only; None in a
             result kept for later, see ``without_pixels``).
         query_size: the upload's own (width, height), upright.
@@ -94,7 +94,9 @@ class SearchResult:
     @property
     def weak(self) -> bool:
         """Even the best match is not close: nothing in the catalogue looks much like the query."""
-        return is_weak(self.matches[0].similarity if self.matches else None, self.policy.min_similarity)
+        applied = self.policy.min_similarity
+        assert applied is not None, "SearchService.answer settles the threshold"
+        return is_weak(self.matches[0].similarity if self.matches else None, applied)
 
     def without_pixels(self) -> SearchResult:
         """This result without the picture and the network input, which are nearly all of its memory."""
@@ -241,7 +243,7 @@ class SearchService:
             SearchError: k, metric or scope out of range.
         """
         k, metric, scope = self.check(k, metric, scope)
-        policy = policy or self.policy
+        policy = (policy or self.policy).applied(self.model.min_similarity)
         lap = Laps()
         revisions = self.index.revisions()
         results = []

@@ -16,10 +16,12 @@ DIM = 512
 
 
 class Scripted(Network):
-    """A network that answers every picture with the same probabilities and the embedding e₀."""
+    """A network that answers every picture with the same probabilities and the embedding e₀ (its card: the
+    weak-match threshold ``min_similarity``)."""
 
-    def __init__(self, probabilities: dict[str, float]):
-        super().__init__(ModelCard("fake", "none", 8, "unit", list(probabilities), version="fake-1"))
+    def __init__(self, probabilities: dict[str, float], min_similarity: float | None = None):
+        super().__init__(ModelCard("fake", "none", 8, "unit", list(probabilities), version="fake-1",
+                                   min_similarity=min_similarity))
         self.probabilities = np.array(list(probabilities.values()), np.float32)
 
     def _forward(self, batch):

@@ -7,6 +7,7 @@ import pytest
 from catalogue.folder import list_catalogue
 from images.decoding import to_array
 from model.backbones import get_backbone, list_backbones
+from model.calibration import min_similarity
 from model.card import ModelCard, card_path
 from model.network import KerasNetwork, assemble, build_head
 from model.training import TrainConfig, read_pictures, train
@@ -55,6 +56,17 @@ def test_saved_model_gives_identical_outputs(trained_keras, trained_model_path, 
     assert len(card["onnx_sha256"]) == 64  # the ONNX export beside it, for serving
 
 
+def test_training_calibrates_the_weak_match_threshold_on_its_own_pictures(trained_keras, fashion_slice):
+    """The threshold training computed from its cached features is the one the trained network itself gives."""
+    files = list_catalogue(fashion_slice)
+    pictures, kept, _ = read_pictures(files, trained_keras.input_size)
+    images = np.stack([to_array(p, trained_keras.input_size) for p in pictures])
+    labels = np.array([trained_keras.categories.index(f.category) for f in kept])
+    assert 0 < trained_keras.min_similarity < 100
+    assert trained_keras.min_similarity == pytest.approx(
+        min_similarity(trained_keras.predict(images).embeddings, labels), abs=0.5)  # the cache is half precision
+
+
 def test_short_training_run_of_a_backbone_without_pretrained_weights(fashion_slice):
     config = TrainConfig(backbone="small_cnn", weights="none", input_size=32, epochs=2, views=1,
                          validation_split=0.25, optimizer="rmsprop")
@@ -63,6 +75,7 @@ def test_short_training_run_of_a_backbone_without_pretrained_weights(fashion_sli
     assert set(result.history) >= {"loss", "probabilities_accuracy", "identity_cosines_loss", "val_loss"}
     assert result.model.categories == ["Backpacks", "Heels", "Sunglasses", "Watches"]
     assert result.model.version.startswith("small_cnn-")
+    assert 0 < result.model.card.min_similarity < 100  # calibrated through the whole network, from the pixels
 
 
 def test_training_skips_unreadable_files(fashion_slice, tmp_path):
@@ -94,6 +107,7 @@ def test_pretrained_backbone_trains_head_then_top_on_cached_views(fashion_slice)
     bn = trained.get_layer("Conv_1_bn")  # BatchNorm keeps the folded statistics of the offline weights
     np.testing.assert_array_equal(bn.get_weights()[2], backbone.get_layer("Conv_1_bn").get_weights()[2])
     assert not trained.trainable  # frozen again for serving
+    assert 0 < result.model.card.min_similarity < 100  # calibrated through the trained top and the head
     card = result.model.card.training
     assert card["images"] == 48 and 0 < card["instance_identities"] < 36  # 12 validation images, some held out
 

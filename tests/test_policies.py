@@ -6,6 +6,8 @@ from PIL import Image
 
 from catalogue.folder import CatalogueFile
 from cli.main import format_result
+from config import Settings
+from config.settings import FALLBACK_MIN_SIMILARITY
 from evaluation import report, similarity
 from search.policy import SearchPolicy
 from search.service import SearchService
@@ -42,7 +44,7 @@ def test_one_look_answers_every_policy_as_its_own_search_would(service):
         answered = service.answer(seen, policy=policy)
         searched = service.search_images(pictures, policy=policy)
         assert [names(r) for r in answered] == [names(r) for r in searched]
-        assert all(r.policy == policy for r in answered)
+        assert all(r.policy == policy.applied(service.model.min_similarity) for r in answered)
     assert [names(r) for r in service.answer(seen, policy=POLICIES[0])] == [["b1", "a1"]] * 2  # the safety net
     assert names(service.answer(seen, policy=POLICIES[1])[0]) == ["b1", "a1", "b2"]
     assert names(service.answer(seen, policy=POLICIES[2])[0]) == ["a1", "b1", "b2"]
@@ -70,6 +72,20 @@ def test_the_command_line_says_what_the_page_says_about_a_weak_match(service, mi
     assert ("nothing in the catalogue looks much like this image" in format_result(result)) is weak
 
 
+@pytest.mark.parametrize("setting, calibrated, applied", [(None, 90.0, 90.0), (None, 80.0, 80.0), (80.0, 90.0, 80.0),
+                                                          (90.0, None, 90.0), (None, None, FALLBACK_MIN_SIMILARITY)])
+def test_a_search_applies_the_setting_else_the_models_own_threshold_and_says_which(catalogue, setting,  # noqa: F811
+                                                                                   calibrated, applied):
+    store = catalogue({"b1": ("B", 0.55)})  # similarity 100 × (1 − 0.55²/2) = 84.9 %
+    policy = SearchPolicy.from_settings(Settings(min_similarity=setting))
+    service = SearchService(Scripted({"B": 1.0}, min_similarity=calibrated), store, policy=policy)
+    result = service.search_images([Image.new("RGB", (8, 8))])[0]
+    assert result.matches[0].similarity == pytest.approx(84.875, abs=1e-3)
+    assert result.policy.min_similarity == applied
+    assert result.weak is (applied > 84.875)
+    assert service.policy.min_similarity == setting  # settled per search, from the network that answered
+
+
 def test_the_similarity_table_reports_each_photos_best_match(service, tmp_path):
     files = []
     for i in range(5):
@@ -82,4 +98,15 @@ def test_the_similarity_table_reports_each_photos_best_match(service, tmp_path):
     assert sorted(found.similarities) == pytest.approx(sorted(expected))  # the broken file skipped, the rest searched
     table = similarity.markdown([found], [0, 101])
     assert table.splitlines()[-1].endswith("| 5 | " + " – ".join(
-        f"{p:.1f}" for p in np.percentile(expected, [5, 50, 95])) + " | 0% | 100% |")
+        f"{p:.1f}" for p in np.percentile(expected, [5, 50, 95])) + " | 0% | 100% | 0% |")
+    assert "| weak as searched (under 40.0 %) |" in table.splitlines()[0]  # the model has no threshold: the fallback
+
+
+def test_the_similarity_table_counts_weak_as_the_search_called_it(catalogue, tmp_path):  # noqa: F811
+    store = catalogue({"b1": ("B", 0.55)})  # 84.9 %
+    service = SearchService(Scripted({"B": 1.0}, min_similarity=90.0), store)
+    Image.new("RGB", (8, 8)).save(tmp_path / "q.jpg")
+    found = similarity.best_matches(service, "shop", [CatalogueFile(tmp_path / "q.jpg", "B", "q")])
+    table = similarity.markdown([found], [80])
+    assert "| weak under 80 % | weak as searched (under 90.0 %) |" in table
+    assert table.splitlines()[-1].endswith("| 0% | 100% |")

@@ -129,6 +129,14 @@ def test_a_weak_best_match_is_said_plainly(web_settings, web_service, fashion_sl
     assert upload(strict, photo.read_bytes()).get_json()["weak_match"] is True
 
 
+def test_the_api_says_which_weak_match_threshold_it_applied(client, web_settings, web_service, fashion_slice):
+    photo = catalogue_photo(fashion_slice).read_bytes()
+    assert web_settings.min_similarity is None and 0 < web_service.model.min_similarity < 100
+    assert upload(client, photo).get_json()["min_similarity"] == web_service.model.min_similarity  # the model's own
+    strict = create_app(replace(web_settings, min_similarity=100.5), web_service).test_client()
+    assert upload(strict, photo).get_json()["min_similarity"] == 100.5  # the setting, over the model's
+
+
 def test_searching_stores_nothing(client, fashion_slice, web_service):
     before = web_service.store.category_counts()
     upload(client, catalogue_photo(fashion_slice, "Backpacks", 7).read_bytes())

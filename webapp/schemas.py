@@ -93,7 +93,8 @@ class SearchResult(Body):
     scope: Scope
     safety_net: SafetyNet | None
     weak_match: bool = Field(description="the best similarity is under min_similarity: nothing looks alike")
-    min_similarity: float
+    min_similarity: float = Field(description="the weak-match threshold (%) this search applied: the served model's "
+                                              "own, unless LOOKALIKE_MIN_SIMILARITY sets one for every model")
     results: list[RankedProduct]
     box: Region | None = Field(description="null: the whole photo was searched")
     box_source: str = Field(json_schema_extra={"enum": [WHOLE, SHOPPER, LOCALISED]})
