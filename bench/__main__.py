@@ -31,7 +31,7 @@ from config import DEFAULTS, Settings
 from db.schema import Feature
 from db.store import Store
 from evaluation.tables import markdown_table
-from images.decoding import decode_image, to_array
+from images.decoding import decode_image
 from model.card import onnx_path
 from model.inference import default_threads, load_network
 from model.network import KerasNetwork
@@ -246,7 +246,7 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
         say("   real embeddings for the approximate index")
         real_vectors = np.concatenate([store.category_vectors(c, model.version)[1] for c in sorted(categories)])
         real_pictures = [decode_image(q, DEFAULTS.max_image_pixels).rgb for q in _evenly(queries, 50)]
-        real_queries = model.predict(np.stack([to_array(p, model.input_size) for p in real_pictures])).embeddings
+        real_queries = model.predict(model.arrays(real_pictures)).embeddings
         store.engine.dispose()
 
     # 4. Ranking, after the server has gone, so the 2 GB matrix does not compete with it.

@@ -10,7 +10,7 @@ from catalogue.folder import CatalogueFile
 from config import DEFAULTS
 from db.schema import Category, Feature, Product
 from db.store import Store, encode_vector
-from images.decoding import decode_image, to_array
+from images.decoding import decode_image
 from ingest.loader import Loader
 from model.inference import Network
 from model.network import KerasNetwork
@@ -39,7 +39,7 @@ def per_image_baseline_rate(model: KerasNetwork, url: str, files: list[Catalogue
     for entry in files:
         data = entry.path.read_bytes()
         image = decode_image(data, max_pixels=DEFAULTS.max_image_pixels)
-        array = model.preprocess(to_array(image.rgb, model.input_size)[None])
+        array = model.preprocess(model.arrays([image.rgb]))
         vector = model.network.predict(array, verbose=0)[1][0]
         with store.engine.begin() as conn:
             product_id = conn.execute(insert(Product).values(

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from config import DEFAULTS
 from db.schema import Category, Feature, Product
 from db.store import Store
-from images.decoding import decode_image, to_array
+from images.decoding import decode_image
 from model.network import KerasNetwork
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,7 +162,7 @@ def per_query_baseline(model: KerasNetwork, store: Store, image: bytes, k: int =
     started = time.perf_counter()
     decoded = decode_image(image, max_pixels=DEFAULTS.max_image_pixels)
     probabilities, embedding = model.network.predict(
-        model.preprocess(to_array(decoded.rgb, model.input_size)[None]), verbose=0)
+        model.preprocess(model.arrays([decoded.rgb])), verbose=0)
     category = model.categories[int(np.argmax(probabilities[0]))]
     retrieval_started = time.perf_counter()
     with store.engine.connect() as conn:

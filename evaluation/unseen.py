@@ -16,7 +16,7 @@ from sklearn.metrics import top_k_accuracy_score
 from catalogue.folder import CatalogueFile
 from evaluation.instances import alter
 from evaluation.tables import markdown_table
-from images.decoding import ImageError, decode_image, to_array
+from images.decoding import ImageError, decode_image
 from model.network import KerasNetwork
 
 
@@ -42,9 +42,8 @@ def compare_on_unseen(network: KerasNetwork, files: Sequence[CatalogueFile], max
             pictures.append(decode_image(entry.path.read_bytes(), max_pixels, 2 * network.input_size).rgb)
         except (ImageError, OSError):
             continue  # an unreadable photo is simply not part of the comparison
-    size = network.input_size
-    originals = np.stack([to_array(p, size) for p in pictures])
-    altered = np.stack([to_array(alter(p, rng), size) for p in pictures])
+    originals = network.arrays(pictures)
+    altered = network.arrays([alter(p, rng) for p in pictures])
     truth = np.arange(len(pictures))
     found = {}
     for name, represent in (("embedding", lambda x: network.predict(x).embeddings),

@@ -7,13 +7,16 @@ TensorFlow nor Keras, so a serving process (web app, ``lookalike search``, ``ing
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from config import DEFAULTS
 from config.choices import Runtime
+from images.decoding import to_array
 from model.card import ModelCard, file_sha256, onnx_path
 from model.preprocessing import preprocess
 
@@ -56,6 +59,10 @@ class Network:
     @property
     def input_size(self) -> int:
         return self.card.input_size
+
+    def arrays(self, pictures: Sequence[Image.Image]) -> np.ndarray:
+        """RGB pictures as this network's uint8 input batch (n, size, size, 3)."""
+        return np.stack([to_array(p, self.input_size) for p in pictures])
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         return preprocess(images, self.card.preprocessing)

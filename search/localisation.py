@@ -8,7 +8,7 @@ whole photo squashed to a square, so the box maps back to the photo by scaling e
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -48,6 +48,12 @@ class Box:
         bottom = min(size[1], max(top + 1, round(self.bottom * sy)))
         return Box(left, top, right - left, bottom - top)
 
+    def moved(self, dx: int, dy: int, size: tuple[int, int]) -> Box:
+        """Shifted by (``dx``, ``dy``) and clipped to a picture of ``size`` (at least one pixel kept)."""
+        left, top = min(size[0] - 1, max(0, self.x + dx)), min(size[1] - 1, max(0, self.y + dy))
+        right, bottom = max(left + 1, min(size[0], self.right + dx)), max(top + 1, min(size[1], self.bottom + dy))
+        return Box(left, top, right - left, bottom - top)
+
     def widened(self, margin: float, size: tuple[int, int]) -> Box:
         """Grown by ``margin`` of its side on every side, kept inside a picture of ``size``."""
         dx, dy = round(self.w * margin), round(self.h * margin)
@@ -76,11 +82,23 @@ class Localisation:
         heat: the map scaled to its peak (h, w), in [0, 1]; all zero when nothing argued for the class.
         box: the product's box in pixels of the photo the map was computed on; None without evidence.
         threshold: the share of the peak the box's region reaches.
+        region: the part of the photo the network saw (a shopper's box), in the same pixels as ``box``; None:
+            the whole photo.
     """
 
     heat: np.ndarray
     box: Box | None
     threshold: float = DEFAULTS.localise_threshold
+    region: Box | None = None
+
+    def within(self, region: Box, size: tuple[int, int]) -> Localisation:
+        """This map of a crop, placed at ``region`` of the (width, height) photo it was cut from."""
+        box = self.box.moved(region.x, region.y, size) if self.box else None
+        return replace(self, box=box, region=region)
+
+    def over(self, size: tuple[int, int]) -> np.ndarray:
+        """The map scaled up bilinearly over the picture it covers, shown at ``size`` (width, height)."""
+        return np.asarray(Image.fromarray(self.heat, mode="F").resize(size, Image.Resampling.BILINEAR))
 
 
 def localise(activation: np.ndarray, size: tuple[int, int],

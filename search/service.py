@@ -19,7 +19,7 @@ from PIL import Image
 from config import DEFAULTS
 from config.choices import Scope
 from db.store import ProductInfo, Store
-from images.decoding import decode_image, to_array
+from images.decoding import decode_image
 from model.inference import Network
 from search.ann import AnnPolicy
 from search.index import VectorIndex
@@ -64,8 +64,9 @@ class SearchResult:
             ``search_images``); None: the whole photo.
         box_source: ``whole photo``, ``shopper`` (the box came with the request) or ``localised`` (the
             activation map's box with its margin).
-        localisation: the activation map of the whole photo and its box (same pixels as ``box``), whether or
-            not the crop was searched; None with a shopper's box or a graph without the map.
+        localisation: the activation map of the whole photo, or of the shopper's box (its ``region``), and the
+            map's box (same pixels as ``box``), whether or not the crop was searched; None from a graph without
+            the map.
         crop: the pixels that were embedded when a box was searched; None like ``query``.
     """
 
@@ -186,8 +187,10 @@ class SearchService:
             result.box = box
         elif result.box is not None:
             result.box = to_upload(result.box)
-        if result.localisation and result.localisation.box:
-            result.localisation = replace(result.localisation, box=to_upload(result.localisation.box))
+        if result.localisation:
+            found = result.localisation
+            result.localisation = replace(found, box=found.box and to_upload(found.box),
+                                          region=found.region and to_upload(found.region))
         result.timings_ms = {"decode": decode_ms, **result.timings_ms}
         return result
 
@@ -269,20 +272,24 @@ class SearchService:
 
     def _localise(self, images: Sequence[Image.Image], maps: np.ndarray, boxes: list[Box | None], sources: list[str],
                   crops: list[Image.Image]) -> list[Localisation | None]:
-        """Each picture without a given box: its map's box; where that box covers at most ``localise_max_share`` of
-        the picture, the box with its margin becomes the region searched (``boxes``, ``sources`` and ``crops`` are
-        updated in place)."""
+        """Each picture's map and its box; without a given box, where the map's box covers at most
+        ``localise_max_share`` of the picture, the box with its margin becomes the region searched (``boxes``,
+        ``sources`` and ``crops`` are updated in place)."""
         found: list[Localisation | None] = []
         for i, (image, activation) in enumerate(zip(images, maps)):
-            located = None if boxes[i] else localise(activation, image.size, self.localise_threshold)
+            given = boxes[i]
+            if given is not None:  # the map of the shopper's box, placed where the box is
+                found.append(localise(activation, crops[i].size, self.localise_threshold).within(given, image.size))
+                continue
+            located = localise(activation, image.size, self.localise_threshold)
             found.append(located)
-            if located and located.box and located.box.share(image.size) <= self.localise_max_share:
+            if located.box and located.box.share(image.size) <= self.localise_max_share:
                 box = located.box.widened(MARGIN, image.size)
                 boxes[i], sources[i], crops[i] = box, LOCALISED, box.crop(image)
         return found
 
     def _inputs(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.model.preprocess(np.stack([to_array(image, self.model.input_size) for image in images]))
+        return self.model.preprocess(self.model.arrays(images))
 
     def check(self, k: int | None = None, metric: str | None = None,
               scope: str | None = None, box: Box | None = None) -> tuple[int, str, str]:

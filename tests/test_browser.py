@@ -129,6 +129,9 @@ def test_move_the_box_and_search_that_part_again(page, live_url, fashion_slice):
     assert "30 × 60" not in page.inner_text("#searched-box") and "x 30, y 20, w 30, h 60" in page.inner_text(
         "#searched-box")
     assert page.evaluate("document.getElementById('crop').naturalWidth") > 0
+    # The map of the shopper's box, over the box.
+    assert "the shopper's box" in page.inner_text("#step-box")
+    assert page.evaluate("document.getElementById('heatmap').naturalWidth") > 0
     page.screenshot(path=str(OUTPUT / "7-review-box.png"), full_page=True)
 
 

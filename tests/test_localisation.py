@@ -41,14 +41,24 @@ def test_the_largest_region_wins_over_a_stray_hot_cell():
     assert box.right < 120 and box.y > 80
 
 
+def test_a_map_of_a_crop_is_placed_where_the_crop_was():
+    activation = np.zeros((7, 7), np.float32)
+    activation[1:3, 4:6] = 1.0  # x 400–600, y 200–600 of a 700 × 1400 crop
+    found = localise(activation, (700, 1400)).within(Box(50, 100, 700, 1400), (1000, 2000))
+    assert found.region == Box(50, 100, 700, 1400) and found.box.iou(Box(450, 300, 200, 400)) >= 0.98
+    assert found.over((70, 140)).shape == (140, 70)
+
+
 def test_no_evidence_gives_no_box():
     found = localise(np.zeros((7, 7), np.float32), (300, 200))
     assert found.box is None and found.heat.max() == 0
 
 
-def test_boxes_scale_widen_and_stay_inside():
+def test_boxes_scale_widen_move_and_stay_inside():
     box = Box(10, 20, 100, 50)
     assert box.scaled(0.5, 2, (100, 400)) == Box(5, 40, 50, 100)
+    assert box.moved(30, 5, (1000, 1000)) == Box(40, 25, 100, 50)
+    assert box.moved(-20, 0, (100, 100)) == Box(0, 20, 90, 50)
     assert box.widened(0.1, (1000, 1000)) == Box(0, 15, 120, 60)
     assert Box(0, 0, 100, 100).widened(0.5, (120, 110)) == Box(0, 0, 120, 110)
     assert box.iou(box) == 1.0 and box.iou(Box(500, 500, 5, 5)) == 0.0
@@ -133,7 +143,11 @@ def test_a_box_larger_than_the_share_leaves_the_photo_whole(localising_model, we
 def test_the_shoppers_box_is_searched_as_given(service, products):
     image = pasted(products[1], PLACES["centre"], 1)
     given = service.search(_jpeg(image), box=Box(100, 100, SIDE, SIDE))
-    assert (given.box_source, given.box, given.localisation) == (SHOPPER, Box(100, 100, SIDE, SIDE), None)
+    assert (given.box_source, given.box) == (SHOPPER, Box(100, 100, SIDE, SIDE))
+    # The map of the box's own pass, placed where the box is: the map's box lies inside the shopper's.
+    found = given.localisation
+    assert found.region == given.box and found.box == found.box.moved(0, 0, (300, 300))
+    assert found.box.x >= 100 and found.box.y >= 100
     assert given.crop.size[0] == given.crop.size[1] > 0
     alone = service.search(_jpeg(image.crop((100, 100, 300, 300))), box=Box(0, 0, SIDE, SIDE))
     whole = service.search(_jpeg(image), box=Box(0, 0, CANVAS, CANVAS))

@@ -34,17 +34,20 @@ def figures(result: SearchResult) -> dict[str, bytes]:
 
 
 def heatmap(result: SearchResult) -> Image.Image:
-    """The map scaled up over the photo (blue: no evidence → red: the peak), the map's box in white and the
-    region searched in blue."""
+    """The map scaled up over the photo, or over the shopper's box in it (blue: no evidence → red: the peak), the
+    map's box in white and the region searched in blue."""
     photo = result.query.copy()
     photo.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    heat = np.asarray(Image.fromarray(result.localisation.heat, mode="F").resize(photo.size,
-                                                                                  Image.Resampling.BILINEAR))
+    found = result.localisation
+    scale = photo.width / result.query_size[0], photo.height / result.query_size[1]
+    region = found.region.scaled(*scale, photo.size) if found.region else Box(0, 0, *photo.size)
+    heat = found.over((region.w, region.h))
     # A jet-like colour scale, written out: each channel a tent over its part of [0, 1].
     colours = np.stack([np.clip(1.5 - np.abs(4 * heat - c), 0, 1) for c in (3, 2, 1)], axis=-1)
-    blended = Image.blend(photo, Image.fromarray((colours * 255).astype(np.uint8)), HEAT_OPACITY)
+    blended = photo.copy()
+    blended.paste(Image.blend(region.crop(photo), Image.fromarray((colours * 255).astype(np.uint8)), HEAT_OPACITY),
+                  (region.x, region.y))
     draw = ImageDraw.Draw(blended)
-    scale = photo.width / result.query_size[0], photo.height / result.query_size[1]
     for box, colour in ((result.localisation.box, LOCALISED_COLOUR), (result.box, SEARCHED_COLOUR)):
         if box is not None:
             _outline(draw, box.scaled(*scale, photo.size), colour)

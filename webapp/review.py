@@ -78,7 +78,8 @@ def explain(result, best_vector: np.ndarray | None) -> dict:
 
 
 def _localisation(result) -> dict | None:
-    """The map's size and peak, the threshold, the map's box and the box searched, with their shares of the photo."""
+    """The map's size and peak, the threshold, the map's box with its share of the photo, and the part of the photo
+    the map covers (the shopper's box; None: the whole photo)."""
     found = result.localisation
     if found is None:
         return None
@@ -89,6 +90,7 @@ def _localisation(result) -> dict | None:
         "threshold": found.threshold,
         "box": found.box,
         "box_share": found.box.share(result.query_size) if found.box else None,
+        "region": found.region,
     }
 
 
