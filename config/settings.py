@@ -81,6 +81,13 @@ class Settings:
     max_image_pixels: int = setting(
         40_000_000, "decoded images larger than this are refused (decompression bombs); JPEG, PNG, WebP or GIF, no "
                     "side over 20,000 px, no JPEG over 100 scans", "40 M")
+    vote_weight: Annotated[float, Field(ge=0, le=1)] = setting(
+        0.5, "the category step: probabilities are (1 − λ) · the classifier's + λ · the vote of the nearest stored "
+             "products (0: the classifier's alone; measured in docs/quality.md)")
+    vote_neighbours: Annotated[int, Field(ge=1)] = setting(
+        30, "how many of the nearest stored products vote for their categories")
+    vote_temperature: Annotated[float, Field(gt=0)] = setting(
+        0.2, "each voter counts exp(−d²/T): the smaller T, the more the very nearest products count")
     narrow_tau: float = setting(
         0.8, "confidence-aware narrowing: a search covers the fewest most probable categories whose probabilities "
              "sum to at least τ (chosen from the measured curve in docs/quality.md)")

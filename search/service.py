@@ -3,9 +3,10 @@
 Steps: decode (EXIF upright, RGB) → the shopper's box, if any → resize → the model's preprocessing → one forward
 pass giving class probabilities, the embedding and the activation map → without a shopper's box, the product's
 box from that map, and when it is clearly smaller than the photo one more forward pass on the crop around it
-(search/localisation.py): ``look``. Then, under a search policy (search/policy.py): choose the categories to
-search (search/narrowing.py) → rank their cached vectors and merge them (search/merging.py) → the exact-product
-safety net (search/safety_net.py) → the weak-match verdict (search/weak_match.py): ``answer``.
+(search/localisation.py): ``look``. Then, under a search policy (search/policy.py): the nearest stored products'
+vote joins the classifier's probabilities (search/voting.py) → choose the categories to search
+(search/narrowing.py) → rank their cached vectors and merge them (search/merging.py) → the exact-product safety net
+(search/safety_net.py) → the weak-match verdict (search/weak_match.py): ``answer``.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from search.narrowing import narrow
 from search.parameters import SearchError, SearchParameters
 from search.policy import SearchPolicy
 from search.safety_net import pick, reach
+from search.voting import blend, vote
 from search.weak_match import is_weak
 
 # Where the searched region came from (``SearchResult.box_source``).
@@ -47,7 +49,8 @@ class SearchResult:
     """Everything one search computed, so a reviewer can see each step.
 
     Attributes:
-        probabilities: (category, probability) for every model category, most probable first.
+        probabilities: (category, probability) for every model category, most probable first: the classifier's
+            blended with the nearest products' vote (``search.voting``), what narrowing and merging used.
         searched: categories whose vectors were compared.
         rule: why those categories were searched, in words.
         matches: the ranked results, best first.
@@ -68,6 +71,8 @@ class SearchResult:
             map's box (same pixels as ``box``), whether or not the crop was searched; None from a graph without
             the map.
         crop: the pixels that were embedded when a box was searched; None like ``query``.
+        classifier: the classifier's own probabilities, most probable first.
+        votes: each category's share of the nearest products' vote (empty when the policy takes no vote).
     """
 
     probabilities: list[tuple[str, float]]
@@ -87,6 +92,8 @@ class SearchResult:
     box_source: str = WHOLE
     localisation: Localisation | None = None
     crop: Image.Image | None = None
+    classifier: list[tuple[str, float]] = field(default_factory=list)
+    votes: dict[str, float] = field(default_factory=dict)
 
     @property
     def predicted(self) -> tuple[str, float]:
@@ -238,8 +245,8 @@ class SearchService:
 
     def answer(self, seen: Sequence[Seen], k: int | None = None, metric: str | None = None,
                scope: str | None = None, policy: SearchPolicy | None = None) -> list[SearchResult]:
-        """The search's part after the network, for pictures it has seen: narrow, rank and merge, the safety
-        net, under ``policy`` (by default the service's). ``look`` once and ``answer`` under several policies
+        """The search's part after the network, for pictures it has seen: the vote, narrow, rank and merge, the
+        safety net, under ``policy`` (by default the service's). ``look`` once and ``answer`` under several policies
         compares them on one forward pass.
 
         Raises:
@@ -252,22 +259,31 @@ class SearchService:
         results = []
         for one in seen:
             lap()
+            # One pass over every category serves both the vote and the safety net.
+            voting, probing = policy.vote_weight > 0, policy.exact_distance > 0
+            neighbours = (self._neighbours(one.embedding, revisions, metric, policy.vote_neighbours if voting else 1)
+                          if voting or probing else {})
+            neighbours_ms = lap()
+            shares = (vote({c: d2 for c, (d2, _) in neighbours.items()}, policy.vote_neighbours,
+                           policy.vote_temperature) if voting else {})
+            probabilities = blend(one.probabilities, shares, policy.vote_weight)
             if scope == Scope.ALL:
                 searched, rule = sorted(revisions), "scope 'all': every category in the catalogue"
             else:
-                searched, rule = narrow(one.probabilities, policy)
+                searched, rule = narrow(probabilities, policy)
             narrow_ms = lap()
-            # Scope 'all' leaves the classifier out of the ranking too: distance alone.
-            weights = dict(one.probabilities) if scope == Scope.CATEGORY else None
+            # Scope 'all' leaves the categories out of the ranking too: distance alone.
+            weights = dict(probabilities) if scope == Scope.CATEGORY else None
             matches = self._rank(one.embedding, weights, searched, revisions, k, metric, policy.merge_weight)
             rank_ms = lap()
-            exact = self._probe(one.embedding, searched, revisions, metric, matches, policy.exact_distance)
+            exact = probe(neighbours, searched, matches, metric, policy.exact_distance)
             if exact:
                 matches = [exact, *matches[:k - 1]]
-            steps = {**one.timings_ms, "narrow": narrow_ms, "rank": rank_ms, "safety_net": lap()}
-            results.append(SearchResult(one.probabilities, searched, rule, matches, metric, scope, policy, one.image,
+            steps = {**one.timings_ms, "neighbours": neighbours_ms, "narrow": narrow_ms, "rank": rank_ms,
+                     "safety_net": lap()}
+            results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, policy, one.image,
                                         one.image.size, one.model_input, one.embedding, steps, exact, one.box,
-                                        one.box_source, one.localisation, one.crop))
+                                        one.box_source, one.localisation, one.crop, one.probabilities, shares))
         return results
 
     def _localise(self, images: Sequence[Image.Image], maps: np.ndarray, boxes: list[Box | None], sources: list[str],
@@ -326,25 +342,22 @@ class SearchService:
                                      float(ranked.similarities[position])))
         return matches
 
-    def _probe(self, embedding: np.ndarray, searched: list[str], revisions: dict[str, int], metric: str,
-               matches: list[Match], exact_distance: float) -> Match | None:
-        """The exact-product safety net (``search.safety_net``): it costs one more pass over the vectors not
-        searched (the whole catalogue at worst, through the approximate index for large categories)."""
-        best = (float(squared_distances(np.array([matches[0].distance], np.float32), metric)[0]) if matches
-                else None)
-        limit = reach(exact_distance, best)
-        if limit <= 0:
-            return None
-        nearest = []  # each category's nearest product that the catalogue still describes: (d², match)
-        for category in sorted(set(revisions) - set(searched)):
-            matrix = self.index.matrix(category, revisions[category])
-            ranked = matrix.nearest(embedding, 1, metric)
-            if len(ranked.positions) and (pid := int(matrix.product_ids[ranked.positions[0]])) in matrix.products:
-                nearest.append((float(squared_distances(ranked.distances[:1], metric)[0]),
-                                Match(matrix.products[pid], float(ranked.distances[0]),
-                                      float(ranked.similarities[0]))))
-        chosen = pick([d2 for d2, _ in nearest], limit)
-        return None if chosen is None else nearest[chosen][1]
+    def _neighbours(self, embedding: np.ndarray, revisions: dict[str, int], metric: str,
+                    k: int) -> dict[str, tuple[np.ndarray, Match | None]]:
+        """Each category's ``k`` nearest products that the catalogue still describes: their d² (the vote's
+        voters, ``search.voting``) and the nearest as a match (the safety net's candidate). One pass over every
+        stored vector, through the approximate index for large categories: its cost grows with the catalogue."""
+        found = {}
+        for category, revision in revisions.items():
+            matrix = self.index.matrix(category, revision)
+            ranked = matrix.nearest(embedding, k, metric)
+            described = np.array([pid in matrix.products for pid in matrix.product_ids[ranked.positions].tolist()],
+                                 bool)
+            positions, distances = ranked.positions[described], ranked.distances[described]
+            nearest = (Match(matrix.products[int(matrix.product_ids[positions[0]])], float(distances[0]),
+                             float(ranked.similarities[described][0])) if len(positions) else None)
+            found[category] = squared_distances(distances, metric), nearest
+        return found
 
 
 class Laps:
@@ -357,6 +370,21 @@ class Laps:
         now, then = time.perf_counter(), self._last
         self._last = now
         return (now - then) * 1000.0
+
+
+def probe(neighbours: dict[str, tuple[np.ndarray, Match | None]], searched: list[str], matches: list[Match],
+          metric: str, exact_distance: float) -> Match | None:
+    """The exact-product safety net (``search.safety_net``) over each category's nearest product
+    (``SearchService._neighbours``), for the categories not searched."""
+    best = (float(squared_distances(np.array([matches[0].distance], np.float32), metric)[0]) if matches
+            else None)
+    limit = reach(exact_distance, best)
+    if limit <= 0:
+        return None
+    candidates = [(d2[0], nearest) for category, (d2, nearest) in sorted(neighbours.items())
+                  if category not in searched and nearest is not None]
+    chosen = pick([d2 for d2, _ in candidates], limit)
+    return None if chosen is None else candidates[chosen][1]
 
 
 def check_box(box: Box, size: tuple[int, int] | None = None) -> None:

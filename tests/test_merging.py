@@ -1,4 +1,5 @@
-"""Merging several categories' results, and the exact-product safety net, on vectors placed by hand."""
+"""The neighbours' vote, merging several categories' results, and the exact-product safety net, on vectors placed
+by hand."""
 import hashlib
 
 import numpy as np
@@ -52,8 +53,26 @@ def catalogue(sqlite_url):
 
 
 def search(store: Store, probabilities: dict[str, float], scope: str = "category", **policy):
+    """One search under ``policy``; the classifier's probabilities alone unless ``vote_weight`` says otherwise, so
+    each rule is seen on its own."""
     service = SearchService(Scripted(probabilities), store, top_k=10)
-    return service.search_images([Image.new("RGB", (8, 8))], scope=scope, policy=SearchPolicy(**policy))[0]
+    policy = SearchPolicy(**{"vote_weight": 0.0, **policy})
+    return service.search_images([Image.new("RGB", (8, 8))], scope=scope, policy=policy)[0]
+
+
+def test_the_nearest_products_vote_for_their_category(catalogue):
+    """The classifier leans to A, but the stored products nearest the query are B's: under the default vote B is
+    predicted and searched first, and the result keeps the classifier's own probabilities and the vote."""
+    store = catalogue({"a1": ("A", 0.9), "a2": ("A", 1.0), "b1": ("B", 0.1), "b2": ("B", 0.2)})
+    result = search(store, {"A": 0.6, "B": 0.4}, vote_weight=SearchPolicy().vote_weight)
+    assert result.classifier == [("A", pytest.approx(0.6)), ("B", pytest.approx(0.4))]
+    assert result.votes["B"] > 0.9 and result.votes["B"] + result.votes["A"] == pytest.approx(1.0)
+    assert result.predicted[0] == "B" and result.searched[0] == "B"
+    assert [p for _, p in result.probabilities] == pytest.approx([0.2 + 0.5 * result.votes["B"],
+                                                                  0.3 + 0.5 * result.votes["A"]])
+    assert [m.product.external_id for m in result.matches][:2] == ["b1", "b2"]
+    unvoted = search(store, {"A": 0.6, "B": 0.4})
+    assert unvoted.predicted[0] == "A" and unvoted.probabilities == unvoted.classifier and unvoted.votes == {}
 
 
 @pytest.mark.parametrize("weight, order", [(0.0, ["b1", "a1", "b2"]), (0.5, ["a1", "b1", "b2"])])

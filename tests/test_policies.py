@@ -13,7 +13,10 @@ from search.policy import SearchPolicy
 from search.service import SearchService
 from tests.test_merging import Scripted, catalogue  # noqa: F401 (fixture)
 
-POLICIES = [SearchPolicy(tau=0.0), SearchPolicy(tau=0.9, merge_weight=0.0), SearchPolicy(tau=0.9, merge_weight=0.5)]
+# The classifier's probabilities alone, so that each policy's results below follow from its rules; the last one
+# with the default neighbours' vote.
+POLICIES = [SearchPolicy(tau=0.0, vote_weight=0.0), SearchPolicy(tau=0.9, merge_weight=0.0, vote_weight=0.0),
+            SearchPolicy(tau=0.9, merge_weight=0.5, vote_weight=0.0), SearchPolicy(tau=0.9)]
 
 
 class Counted(Scripted):
@@ -29,7 +32,7 @@ class Counted(Scripted):
 @pytest.fixture
 def service(catalogue):  # noqa: F811
     store = catalogue({"a1": ("A", 0.60), "b1": ("B", 0.55), "b2": ("B", 0.90)})
-    return SearchService(Counted({"A": 0.6, "B": 0.4}), store, top_k=10)
+    return SearchService(Counted({"A": 0.6, "B": 0.4}), store, top_k=10, policy=SearchPolicy(vote_weight=0.0))
 
 
 def names(result) -> list[str]:
@@ -58,9 +61,9 @@ def test_a_sweep_runs_the_network_once_per_query(service, tmp_path):
         queries.append(CatalogueFile(tmp_path / f"q{i}.jpg", "B", f"q{i}"))
     evaluations = report.sweep(service, queries, POLICIES, k=3, batch_size=2, progress=False)
     assert service.model.seen == 5
-    assert [[names(r) for r in e.results] for e in evaluations] == [[["b1", "a1"]] * 5, [["b1", "a1", "b2"]] * 5,
-                                                                      [["a1", "b1", "b2"]] * 5]
-    # The service's own policy (τ 0.8, merge weight 0.2): 0.36 − 0.2 ln 0.6 < 0.3025 − 0.2 ln 0.4.
+    assert [[names(r) for r in e.results] for e in evaluations] == [
+        [["b1", "a1"]] * 5, [["b1", "a1", "b2"]] * 5, [["a1", "b1", "b2"]] * 5, [["b1", "a1", "b2"]] * 5]
+    # The service's own policy (τ 0.8, merge weight 0.2, no vote): 0.36 − 0.2 ln 0.6 < 0.3025 − 0.2 ln 0.4.
     assert [names(r) for r in report.run(service, queries, k=3, progress=False).results] == [["a1", "b1", "b2"]] * 5
     assert all(latency > 0 for e in evaluations for latency in e.latency_ms)
 

@@ -35,8 +35,8 @@ def test_result_explains_itself(service, fashion_slice):
     assert result.embedding.shape == (512,) and np.linalg.norm(result.embedding) == pytest.approx(1.0, abs=1e-4)
     assert result.model_input.shape == (96, 96, 3)
     assert -1.0 <= result.model_input.min() < result.model_input.max() <= 1.0
-    assert set(result.timings_ms) == {"decode", "preprocess", "forward_pass", "localise", "narrow", "rank",
-                                      "safety_net"}
+    assert set(result.timings_ms) == {"decode", "preprocess", "forward_pass", "localise", "neighbours", "narrow",
+                                      "rank", "safety_net"}
     assert result.box_source == "whole photo" and result.box is None and result.localisation.heat.shape == (3, 3)
     assert "most probable" in result.rule
 

@@ -1,5 +1,5 @@
-"""The search's rules as functions of plain inputs: narrowing, merging, the safety net and the weak-match verdict
-(no model, no store)."""
+"""The search's rules as functions of plain inputs: the neighbours' vote, narrowing, merging, the safety net and the
+weak-match verdict (no model, no store)."""
 import math
 
 import numpy as np
@@ -10,9 +10,29 @@ from search.merging import merge, penalty, squared_distances
 from search.narrowing import narrow
 from search.policy import SearchPolicy
 from search.safety_net import pick, reach
+from search.voting import blend, vote
 from search.weak_match import is_weak
 
 PROBABILITIES = [("A", 0.7), ("B", 0.2), ("C", 0.1)]
+
+
+def test_the_k_nearest_products_vote_over_all_categories():
+    nearest = {"A": np.array([0.1, 0.9]), "B": np.array([0.3, 0.4]), "C": np.array([]), "D": np.array([2.0])}
+    shares = vote(nearest, 3, 0.2)
+    expected = np.exp(-np.array([0.1, 0.3, 0.4]) / 0.2)
+    assert shares == pytest.approx({"A": expected[0] / expected.sum(), "B": expected[1:].sum() / expected.sum()})
+    assert vote(nearest, 3, 1e-6) == pytest.approx({"A": 1.0, "B": 0.0})  # cold: the nearest product decides
+    assert vote(nearest, 10, 1e6)["D"] == pytest.approx(1 / 5, abs=1e-5)  # a hot one: every voter alike
+    assert vote({"A": np.array([])}, 3, 0.2) == {}
+
+
+def test_the_blend_weighs_the_classifier_against_the_vote():
+    shares = {"B": 0.6, "C": 0.2, "X": 0.2}  # X: a category of the catalogue the classifier does not know
+    blended = dict(blend(PROBABILITIES, shares, 0.5))
+    assert blended == pytest.approx({"A": 0.35, "B": 0.1 + 0.375, "C": 0.05 + 0.125})
+    assert [c for c, _ in blend(PROBABILITIES, shares, 0.5)] == ["B", "A", "C"]
+    assert blend(PROBABILITIES, shares, 0.0) == PROBABILITIES
+    assert blend(PROBABILITIES, {}, 0.5) == PROBABILITIES
 
 
 @pytest.mark.parametrize("tau, cap, expected", [
@@ -82,5 +102,5 @@ def test_a_weak_best_match(best, expected):
 def test_the_default_policy_is_the_settings_default():
     assert SearchPolicy() == SearchPolicy.from_settings(Settings())
     tuned = Settings(narrow_tau=0.5, narrow_max_categories=2, merge_weight=0.1, exact_distance=0.4,
-                     min_similarity=70.0)
-    assert SearchPolicy.from_settings(tuned) == SearchPolicy(0.5, 2, 0.1, 0.4, 70.0)
+                     min_similarity=70.0, vote_weight=0.3, vote_neighbours=5, vote_temperature=1.0)
+    assert SearchPolicy.from_settings(tuned) == SearchPolicy(0.5, 2, 0.1, 0.4, 70.0, 0.3, 5, 1.0)

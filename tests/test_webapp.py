@@ -27,8 +27,10 @@ def test_api_search_by_upload(client, fashion_slice):
     first = body["results"][0]
     assert first["similarity"] > 99.9 and first["metadata"]["articleType"] == "Watches"
     assert first["image_url"].endswith(f"/products/{first['product_id']}/image")
-    assert set(body["timings_ms"]) >= {"forward_pass", "rank"} and body["weak_match"] is False
-    assert client.get(body["review_url"]).status_code == 200
+    assert set(body["timings_ms"]) >= {"forward_pass", "neighbours", "rank"} and body["weak_match"] is False
+    review = client.get(body["review_url"])
+    assert review.status_code == 200
+    assert "0.5 · classifier + 0.5 · vote" in review.get_data(as_text=True)  # the category step, with its parts
 
 
 def test_shopper_page_and_results(client, fashion_slice):

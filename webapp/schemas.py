@@ -86,7 +86,9 @@ class ImageSize(Body):
 
 class SearchResult(Body):
     predicted: Probability
-    probabilities: list[Probability]
+    probabilities: list[Probability] = Field(
+        description="every category, most probable first: the classifier's probabilities blended with the vote of "
+                    "the nearest catalogue products (LOOKALIKE_VOTE_WEIGHT), what narrowing and merging used")
     searched_categories: list[str]
     rule: str = Field(description="why those categories were searched, in words")
     metric: Metric
