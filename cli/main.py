@@ -50,7 +50,7 @@ def cmd_train(args, settings: Settings) -> None:
 
 # ``lookalike train`` options that override a TrainConfig field of the same name (its defaults are the recipe).
 TRAIN_OPTIONS = ("backbone", "weights", "input_size", "optimizer", "learning_rate", "epochs", "top_learning_rate",
-                 "top_epochs", "views", "instance_holdout", "validation_split", "patience")
+                 "top_epochs", "views", "instance_holdout", "neighbourhood_weight", "validation_split", "patience")
 
 
 def train_and_save(files, config, model_path: Path) -> None:
@@ -301,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--views", type=int, help="augmented views cached per training image")
     train.add_argument("--instance-holdout", type=float,
                        help="share of products kept out of the instance objective (to measure new products)")
+    train.add_argument("--neighbourhood-weight", type=float,
+                       help="weight of the objective keeping the backbone's neighbours in the embedding (0: none)")
     train.add_argument("--validation-split", type=float)
     train.add_argument("--patience", type=int)
     train.set_defaults(func=cmd_train)

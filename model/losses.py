@@ -1,4 +1,5 @@
-"""The instance objective: every catalogue photo is its own identity, recognised through its augmented views.
+"""The instance objective: every catalogue photo is its own identity, recognised through its augmented views;
+and the neighbourhood objective, which keeps what the backbone knew about photos unlike the catalogue's.
 
 CosFace (large-margin cosine loss, Wang et al. 2018): the unit-length embedding is compared with one
 learned unit-length centre per identity; the true identity's cosine must beat every other by a margin
@@ -51,3 +52,29 @@ class CosFaceLoss(keras.losses.Loss):
         logits = self.scale * (cosines - self.margin * target)
         losses = keras.losses.categorical_crossentropy(target, logits, from_logits=True)
         return losses * counted / ops.maximum(ops.sum(counted), 1.0)
+
+
+class NeighbourhoodLoss(keras.losses.Loss):
+    """Keep the backbone's sense of which photos look alike: for each row of a batch, the softmax over the
+    other rows of the backbone's cosines (the target) and of the embedding's should agree (KL divergence).
+
+    CosFace learns only the catalogue's products, so on photos of other kinds the embedding forgets what the
+    backbone could tell apart; this objective asks it to keep the backbone's neighbours, for any photo.
+
+    Args:
+        centre: the mean pooled feature of the training photos. The pooled features are non-negative, so
+            their raw cosines are all high; centred, they say which photos are alike.
+        temperature: the sharpness of both softmaxes.
+    """
+
+    def __init__(self, centre, temperature: float = 0.1, name: str = "neighbourhood"):
+        super().__init__(name=name, reduction="sum_over_batch_size")
+        self.centre = centre
+        self.temperature = temperature
+
+    def call(self, pooled, embeddings):
+        teacher = ops.normalize(pooled - self.centre, axis=-1)
+        itself = 1e9 * ops.eye(ops.shape(embeddings)[0], dtype=embeddings.dtype)  # a row is not its own neighbour
+        target = ops.matmul(teacher, ops.transpose(teacher)) / self.temperature - itself
+        student = ops.matmul(embeddings, ops.transpose(embeddings)) / self.temperature - itself
+        return ops.sum(ops.softmax(target) * (ops.log_softmax(target) - ops.log_softmax(student)), axis=-1)

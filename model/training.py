@@ -4,6 +4,8 @@ One network, two objectives: the category (cross-entropy with label smoothing) a
 over product identities on the unit-length embedding, ``model.losses``): every training photo is its own
 identity, and its positives are augmented views of it (``model.views``). A share of the products is kept
 out of the instance objective, so the figures can show how products ingested after training are found.
+While the head trains on the frozen pooled features, a third objective keeps the backbone's neighbours in the
+embedding (``NeighbourhoodLoss``), so photos unlike the catalogue's are still told apart.
 
 A pretrained backbone stays frozen, so its output for a view never changes: it is computed once per view,
 through ONNX Runtime, into a cache on disk, and the head trains on that cache (an epoch takes seconds). With
@@ -38,7 +40,7 @@ from model.calibration import min_similarity
 from model.card import ModelCard
 from model.export import export_onnx
 from model.inference import onnx_session
-from model.losses import NOT_AN_IDENTITY, CosFaceLoss, IdentityCosines
+from model.losses import NOT_AN_IDENTITY, CosFaceLoss, IdentityCosines, NeighbourhoodLoss
 from model.network import KerasNetwork, assemble, build_head
 from model.preprocessing import PREPROCESSORS, preprocess
 from model.views import view
@@ -56,6 +58,8 @@ class TrainConfig:
         views: augmented views cached per training image, besides the image itself.
         instance_weight: weight of the instance objective beside the category's.
         instance_holdout: share of products kept out of the instance objective.
+        neighbourhood_weight, neighbourhood_temperature: the objective that keeps the pooled features'
+            neighbours, in the head stage (0: none).
         validation_split: share of images kept out of training, to report validation figures.
         patience: stop a stage when the validation loss has not improved for this many epochs and keep its best
             epoch (0: run every epoch; the learning rate decays to zero by the last).
@@ -73,6 +77,8 @@ class TrainConfig:
     views: int = 8
     instance_weight: float = 1.0
     instance_holdout: float = 0.2
+    neighbourhood_weight: float = 1.0
+    neighbourhood_temperature: float = 0.1
     label_smoothing: float = 0.1
     cosface_scale: float = 24.0
     cosface_margin: float = 0.2
@@ -268,7 +274,7 @@ def train(files: Sequence[CatalogueFile], config: TrainConfig, progress: bool = 
                             config.batch_size, progress)
         started = time.perf_counter()
         if split:
-            history = _fit_head(objectives, top, cache, data, config, progress)
+            history = _fit_head(head, objectives, top, cache, data, config, progress)
             if config.top_epochs:
                 _unfreeze(top)
                 tuned = _fit_stack(top, objectives, cache, data, config, config.top_learning_rate,
@@ -303,12 +309,20 @@ def _rows(data: TrainingSet, views: int) -> np.ndarray:
     return np.array([(v, i) for v in range(views + 1) for i in data.train_idx], dtype=np.int64).reshape(-1, 2)
 
 
-def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, steps: int) -> None:
+def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, steps: int,
+             neighbourhood: NeighbourhoodLoss | None = None) -> None:
+    """Category, product and, given ``neighbourhood`` (for a model with a third output, the embedding), the
+    neighbourhood objective."""
+    losses = [keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+              CosFaceLoss(config.cosface_scale, config.cosface_margin)]
+    weights, metrics = [1.0, config.instance_weight], [["accuracy"], []]
+    if neighbourhood:
+        losses.append(neighbourhood)
+        weights.append(config.neighbourhood_weight)
+        metrics.append([])
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1))
-    model.compile(optimizer=OPTIMIZERS[Optimizer(config.optimizer)](learning_rate=schedule),
-                  loss=[keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                        CosFaceLoss(config.cosface_scale, config.cosface_margin)],
-                  loss_weights=[1.0, config.instance_weight], metrics=[["accuracy"], []])
+    model.compile(optimizer=OPTIMIZERS[Optimizer(config.optimizer)](learning_rate=schedule), loss=losses,
+                  loss_weights=weights, metrics=metrics)
 
 
 def _callbacks(data: TrainingSet, config: TrainConfig) -> list[keras.callbacks.Callback]:
@@ -327,8 +341,8 @@ def _validation(features: np.ndarray, data: TrainingSet) -> tuple | None:
                        data.identities[data.val_idx]))
 
 
-def _fit_head(objectives: keras.Model, top: keras.Model | None, cache: np.ndarray, data: TrainingSet,
-              config: TrainConfig, progress: bool) -> dict[str, list[float]]:
+def _fit_head(head: keras.Model, objectives: keras.Model, top: keras.Model | None, cache: np.ndarray,
+              data: TrainingSet, config: TrainConfig, progress: bool) -> dict[str, list[float]]:
     """The head alone, on the pooled features of the frozen top (computed once for every cached row), or on the
     cache itself when it holds pooled features (``top`` None)."""
     rows = _rows(data, config.views)
@@ -341,12 +355,22 @@ def _fit_head(objectives: keras.Model, top: keras.Model | None, cache: np.ndarra
         pooled = pooled.reshape(config.views + 1, cache.shape[1], -1)
     features = pooled[rows[:, 0], rows[:, 1]]
     pictures = rows[:, 1]
+    targets: tuple[np.ndarray, ...] = (np.eye(len(data.categories), dtype=np.float32)[data.labels[pictures]],
+                                       data.identities[pictures])
+    validation = _validation(pooled[0, data.val_idx], data)
     steps = math.ceil(len(rows) / config.train_batch_size) * config.epochs
-    _compile(objectives, config, config.learning_rate, steps)
-    history = objectives.fit(
-        features, (np.eye(len(data.categories), dtype=np.float32)[data.labels[pictures]], data.identities[pictures]),
-        batch_size=config.train_batch_size, epochs=config.epochs, shuffle=True, verbose=2 if progress else 0,
-        validation_data=_validation(pooled[0, data.val_idx], data), callbacks=_callbacks(data, config))
+    neighbourhood = None
+    if config.neighbourhood_weight > 0:  # the embedding is a third output, and the pooled features its target
+        embedding = keras.layers.Identity(name="neighbourhood")(head.outputs[1])
+        objectives = keras.Model(head.input, [*objectives.outputs, embedding], name="objectives")
+        neighbourhood = NeighbourhoodLoss(pooled[0].mean(axis=0), config.neighbourhood_temperature)
+        targets += (features,)
+        if validation:
+            validation = (validation[0], (*validation[1], validation[0]))
+    _compile(objectives, config, config.learning_rate, steps, neighbourhood)
+    history = objectives.fit(features, targets, batch_size=config.train_batch_size, epochs=config.epochs,
+                             shuffle=True, verbose=2 if progress else 0, validation_data=validation,
+                             callbacks=_callbacks(data, config))
     return _floats(history)
 
 

@@ -102,6 +102,8 @@ def test_pretrained_backbone_trains_head_then_top_on_cached_views(fashion_slice)
     result = train(list_catalogue(fashion_slice), config, progress=False)
     trained = result.model.network.layers[1]
     assert result.epochs_run == 3  # two head epochs, one top epoch
+    # The neighbourhood objective trains with the head, on the frozen pooled features: the head stage only.
+    assert len(result.history["neighbourhood_loss"]) == len(result.history["val_neighbourhood_loss"]) == 2
     assert not np.allclose(trained.get_layer("Conv_1").get_weights()[0], top_layer.get_weights()[0])
     np.testing.assert_array_equal(trained.get_layer("block_1_expand").get_weights()[0], below.get_weights()[0])
     bn = trained.get_layer("Conv_1_bn")  # BatchNorm keeps the folded statistics of the offline weights
@@ -148,3 +150,18 @@ def test_cosface_counts_only_trained_identities():
     assert confident == pytest.approx(float(loss(np.array([0, 1]), cosines[:2])))
     assert float(loss(np.array([1, 0, NOT_AN_IDENTITY]), cosines)) > confident + 5
     assert float(loss(np.array([NOT_AN_IDENTITY] * 3), cosines)) == 0.0
+
+
+def test_neighbourhood_loss_is_zero_when_the_embedding_keeps_the_backbones_neighbours():
+    from model.losses import NeighbourhoodLoss
+
+    rng = np.random.default_rng(0)
+    centre = np.full(6, 2.0, np.float32)
+    directions = rng.normal(size=(8, 6)).astype(np.float32)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    pooled = centre + 3 * directions  # the backbone's features: the centre plus a direction each
+    loss = NeighbourhoodLoss(centre, temperature=0.1)
+    assert float(loss(pooled, directions)) == pytest.approx(0.0, abs=1e-5)
+    assert float(loss(pooled, directions[::-1].copy())) > 1.0  # every photo's neighbours changed
+    # Without the centre every raw feature looks alike; the loss reads the centred ones.
+    assert float(NeighbourhoodLoss(np.zeros(6, np.float32), 0.1)(pooled, directions)) > 0.01
