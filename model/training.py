@@ -1,11 +1,11 @@
 """Training the network on a catalogue folder (category = folder name).
 
-One network, two objectives: the category (cross-entropy with label smoothing) and the product (CosFace
-over product identities on the unit-length embedding, ``model.losses``): every training photo is its own
-identity, and its positives are augmented views of it (``model.views``). A share of the products is kept
-out of the instance objective, so the figures can show how products ingested after training are found.
-While the head trains on the frozen pooled features, a third objective keeps the backbone's neighbours in the
-embedding (``NeighbourhoodLoss``), so photos unlike the catalogue's are still told apart.
+One network, three objectives: the category (cross-entropy with label smoothing), the product (CosFace over
+product identities on the unit-length embedding, ``model.losses``): every training photo is its own identity,
+and its positives are augmented views of it (``model.views``); and, while the head trains on the frozen pooled
+features, the backbone's neighbours (``NeighbourhoodLoss``), so photos unlike the catalogue's are still told
+apart. A share of the products is kept out of the instance objective, so the figures can show how products
+ingested after training are found.
 
 A pretrained backbone stays frozen, so its output for a view never changes: it is computed once per view,
 through ONNX Runtime, into a cache on disk, and the head trains on that cache (an epoch takes seconds). With
