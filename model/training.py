@@ -363,7 +363,7 @@ def _fit_head(head: keras.Model, objectives: keras.Model, top: keras.Model | Non
     if config.neighbourhood_weight > 0:  # the embedding is a third output, and the pooled features its target
         embedding = keras.layers.Identity(name="neighbourhood")(head.outputs[1])
         objectives = keras.Model(head.input, [*objectives.outputs, embedding], name="objectives")
-        neighbourhood = NeighbourhoodLoss(pooled[0].mean(axis=0), config.neighbourhood_temperature)
+        neighbourhood = NeighbourhoodLoss(pooled[0, data.train_idx].mean(axis=0), config.neighbourhood_temperature)
         targets += (features,)
         if validation:
             validation = (validation[0], (*validation[1], validation[0]))
