@@ -2,17 +2,17 @@
 
 One network, three objectives: the category (cross-entropy with label smoothing), the product (CosFace over
 product identities on the unit-length embedding, ``model.losses``): every training photo is its own identity,
-and its positives are augmented views of it (``model.views``); and, while the head trains on the frozen pooled
-features, the backbone's neighbours (``NeighbourhoodLoss``), so photos unlike the catalogue's are still told
-apart. A share of the products is kept out of the instance objective, so the figures can show how products
-ingested after training are found.
+and its positives are augmented views of it (``model.views``); and the frozen backbone's neighbours
+(``NeighbourhoodLoss``), so photos unlike the catalogue's are still told apart. A share of the products is kept
+out of the instance objective, so the figures can show how products ingested after training are found.
 
-A pretrained backbone stays frozen, so its output for a view never changes: it is computed once per view,
-through ONNX Runtime, into a cache on disk, and the head trains on that cache (an epoch takes seconds). With
-``top_epochs`` set, the cache is cut lower (the registry's ``split`` layer): the head trains first on the pooled
-features of the still-frozen top, then the top blocks train with the head at a lower rate, BatchNorm kept frozen.
-That stage is off by default: it costs several times the rest of the training on a CPU and did not improve the
-measured figures (docs/quality.md). A backbone without pretrained weights trains whole on the cached views.
+The lower part of a pretrained backbone stays frozen, so its output for a view never changes: it is computed
+once per view, through ONNX Runtime, into a cache on disk, cut at the registry's ``split`` layer (after pooling
+when ``top_epochs`` is 0). The head trains first on the pooled features of the still-frozen top (an epoch takes
+seconds); then the top blocks train with the head at a lower rate, BatchNorm kept frozen, the neighbourhood
+objective still reading the frozen top's pooled features: the top learns the catalogue's products without
+forgetting what the pretrained network told apart (docs/quality.md measures the trade). A backbone without
+pretrained weights trains whole on the cached views.
 """
 from __future__ import annotations
 
@@ -201,12 +201,13 @@ def cache_views(pictures: Sequence[Image.Image], views: int, size: int, encode, 
 
 
 class CachedViews(keras.utils.PyDataset):
-    """Shuffled training batches from the view cache: (rows, (one-hot category, identity))."""
+    """Shuffled training batches from the view cache: (rows, (one-hot category, identity)), and the rows'
+    ``teacher`` features as a third target when given (views + 1, pictures, features)."""
 
     def __init__(self, cache: np.ndarray, rows: np.ndarray, labels: np.ndarray, identities: np.ndarray,
-                 classes: int, batch_size: int, seed: int, shuffle: bool = True):
+                 classes: int, batch_size: int, seed: int, shuffle: bool = True, teacher: np.ndarray | None = None):
         super().__init__()
-        self.cache, self.labels, self.identities = cache, labels, identities
+        self.cache, self.labels, self.identities, self.teacher = cache, labels, identities, teacher
         self.classes, self.batch_size, self.shuffle = classes, batch_size, shuffle
         self.rows = rows  # (view, picture) pairs
         self.rng = np.random.default_rng(seed)
@@ -219,7 +220,10 @@ class CachedViews(keras.utils.PyDataset):
         chosen = self.rows[np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])]
         x = self.cache[chosen[:, 0], chosen[:, 1]].astype(np.float32)
         pictures = chosen[:, 1]
-        return x, (np.eye(self.classes, dtype=np.float32)[self.labels[pictures]], self.identities[pictures])
+        targets = (np.eye(self.classes, dtype=np.float32)[self.labels[pictures]], self.identities[pictures])
+        if self.teacher is None:
+            return x, targets
+        return x, (*targets, self.teacher[chosen[:, 0], chosen[:, 1]])
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
@@ -274,11 +278,12 @@ def train(files: Sequence[CatalogueFile], config: TrainConfig, progress: bool = 
                             config.batch_size, progress)
         started = time.perf_counter()
         if split:
-            history = _fit_head(head, objectives, top, cache, data, config, progress)
+            pooled = _pooled(top, cache, config)
+            history = _fit_head(objectives, pooled, data, config, progress)
             if config.top_epochs:
                 _unfreeze(top)
                 tuned = _fit_stack(top, objectives, cache, data, config, config.top_learning_rate,
-                                   config.top_epochs, progress)
+                                   config.top_epochs, progress, pooled)
                 history = {k: history[k] + tuned.get(k, []) for k in history}
         else:
             history = _fit_stack(top, objectives, cache, data, config, config.learning_rate, config.epochs, progress)
@@ -341,29 +346,44 @@ def _validation(features: np.ndarray, data: TrainingSet) -> tuple | None:
                        data.identities[data.val_idx]))
 
 
-def _fit_head(head: keras.Model, objectives: keras.Model, top: keras.Model | None, cache: np.ndarray,
-              data: TrainingSet, config: TrainConfig, progress: bool) -> dict[str, list[float]]:
-    """The head alone, on the pooled features of the frozen top (computed once for every cached row), or on the
-    cache itself when it holds pooled features (``top`` None)."""
-    rows = _rows(data, config.views)
+def _pooled(top: keras.Model | None, cache: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """The frozen backbone's pooled features of every cached row, (views + 1, pictures, features): the head
+    stage's input and, in both stages, the neighbourhood objective's target. The cache itself when it holds them
+    (``top`` None)."""
     if top is None:
-        pooled = np.asarray(cache, dtype=np.float32)
-    else:
-        pooled = np.concatenate([top.predict_on_batch(cache[v, i:i + config.train_batch_size].astype(np.float32))
-                                 for v in range(config.views + 1)
-                                 for i in range(0, cache.shape[1], config.train_batch_size)])
-        pooled = pooled.reshape(config.views + 1, cache.shape[1], -1)
+        return np.asarray(cache, dtype=np.float32)
+    pooled = np.concatenate([top.predict_on_batch(cache[v, i:i + config.train_batch_size].astype(np.float32))
+                             for v in range(config.views + 1)
+                             for i in range(0, cache.shape[1], config.train_batch_size)])
+    return pooled.reshape(config.views + 1, cache.shape[1], -1)
+
+
+def _neighbourhood(pooled: np.ndarray, data: TrainingSet, config: TrainConfig) -> NeighbourhoodLoss | None:
+    """The neighbourhood objective, centred on the training pictures' pooled features (None when switched off)."""
+    if config.neighbourhood_weight <= 0:
+        return None
+    return NeighbourhoodLoss(pooled[0, data.train_idx].mean(axis=0), config.neighbourhood_temperature)
+
+
+def _with_embedding(objectives: keras.Model) -> keras.Model:
+    """``objectives`` with the (unit-length) embedding as a third output, the neighbourhood objective's."""
+    embedding = keras.layers.Identity(name="neighbourhood")(objectives.get_layer("embedding_l2").output)
+    return keras.Model(objectives.input, [*objectives.outputs, embedding], name=objectives.name)
+
+
+def _fit_head(objectives: keras.Model, pooled: np.ndarray, data: TrainingSet,
+              config: TrainConfig, progress: bool) -> dict[str, list[float]]:
+    """The head alone, on the frozen backbone's pooled features of every cached row."""
+    rows = _rows(data, config.views)
     features = pooled[rows[:, 0], rows[:, 1]]
     pictures = rows[:, 1]
     targets: tuple[np.ndarray, ...] = (np.eye(len(data.categories), dtype=np.float32)[data.labels[pictures]],
                                        data.identities[pictures])
     validation = _validation(pooled[0, data.val_idx], data)
     steps = math.ceil(len(rows) / config.train_batch_size) * config.epochs
-    neighbourhood = None
-    if config.neighbourhood_weight > 0:  # the embedding is a third output, and the pooled features its target
-        embedding = keras.layers.Identity(name="neighbourhood")(head.outputs[1])
-        objectives = keras.Model(head.input, [*objectives.outputs, embedding], name="objectives")
-        neighbourhood = NeighbourhoodLoss(pooled[0, data.train_idx].mean(axis=0), config.neighbourhood_temperature)
+    neighbourhood = _neighbourhood(pooled, data, config)
+    if neighbourhood:  # the pooled features are both the input and the neighbourhood's target
+        objectives = _with_embedding(objectives)
         targets += (features,)
         if validation:
             validation = (validation[0], (*validation[1], validation[0]))
@@ -375,16 +395,25 @@ def _fit_head(head: keras.Model, objectives: keras.Model, top: keras.Model | Non
 
 
 def _fit_stack(top: keras.Model, objectives: keras.Model, cache: np.ndarray, data: TrainingSet, config: TrainConfig,
-               learning_rate: float, epochs: int, progress: bool) -> dict[str, list[float]]:
-    """The trainable part of the backbone with the head, on the cached rows."""
+               learning_rate: float, epochs: int, progress: bool,
+               pooled: np.ndarray | None = None) -> dict[str, list[float]]:
+    """The trainable part of the backbone with the head, on the cached rows. Given the frozen backbone's
+    ``pooled`` features, the neighbourhood objective keeps the tuned top's neighbours close to the frozen one's:
+    the top learns the catalogue's products without forgetting what tells other photos apart."""
+    neighbourhood = None if pooled is None else _neighbourhood(pooled, data, config)
+    teacher = pooled if neighbourhood else None
+    if neighbourhood:
+        objectives = _with_embedding(objectives)
     inputs = keras.Input(cache.shape[2:], name="cached")
     # Named like the objectives' own outputs, so both stages' histories share their keys.
     stack = keras.Model(inputs, [keras.layers.Identity(name=name)(output) for name, output in
                                  zip(objectives.output_names, objectives(top(inputs)))], name="stack")
     batches = CachedViews(cache, _rows(data, config.views), data.labels, data.identities, len(data.categories),
-                          config.train_batch_size, config.seed)
-    _compile(stack, config, learning_rate, len(batches) * epochs)
+                          config.train_batch_size, config.seed, teacher=teacher)
+    _compile(stack, config, learning_rate, len(batches) * epochs, neighbourhood)
     validation = _validation(cache[0, data.val_idx].astype(np.float32), data)
+    if validation and teacher is not None:
+        validation = (validation[0], (*validation[1], teacher[0, data.val_idx]))
     history = stack.fit(batches, epochs=epochs, verbose=2 if progress else 0, validation_data=validation,
                         callbacks=_callbacks(data, config))
     return _floats(history)
