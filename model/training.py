@@ -73,7 +73,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     epochs: int = 20
     top_learning_rate: float = 1e-4
-    top_epochs: int = 0
+    top_epochs: int = 1
     views: int = 8
     instance_weight: float = 1.0
     instance_holdout: float = 0.2

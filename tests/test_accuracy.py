@@ -19,8 +19,8 @@ def test_default_recipe_finds_categories_and_products(tmp_path):
     categories = sorted(p.name for p in (FASHION / "catalogue").iterdir())[:10]
     catalogue = list_catalogue(copy_slice(tmp_path / "catalogue", categories, per_category=50))
     queries = list_catalogue(copy_slice(tmp_path / "queries", categories, per_category=25, split="queries"))
-    # The default recipe (views, both objectives, head then top), with fewer epochs for CI's time.
-    config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), epochs=10, top_epochs=2)
+    # The default recipe (views, three objectives, head then top), with fewer head epochs for CI's time.
+    config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), epochs=10)
     trained = train(catalogue, config, progress=False).model
     trained.save(tmp_path / "model.keras")
     network = load_network(tmp_path / "model.keras")

@@ -79,14 +79,14 @@ def products(tmp_path_factory):
 @pytest.fixture(scope="module")
 def localising_model(tmp_path_factory, fashion_slice):
     """The slice's model at MobileNetV2's own 224 px, served on ONNX Runtime: a 7 × 7 map (the 96 px test model's
-    is 3 × 3, too coarse to place anything). Without the neighbourhood objective: on 36 photos its single batch
-    pulls the classifier off the product in some corners, while on the full catalogue it places boxes as well or
-    better (docs/quality.md)."""
+    is 3 × 3, too coarse to place anything). Without the neighbourhood objective and the top-block stage: on 36
+    photos each pulls the classifier off the product in some corners, while on the full catalogue the model places
+    boxes as well or better with them (docs/quality.md)."""
     from model.inference import load_network
     from model.training import TrainConfig, train
 
     config = TrainConfig(backbone="mobilenet_v2", weights=str(DEMO_WEIGHTS), input_size=224, epochs=10, views=2,
-                         validation_split=0.0, batch_size=16, neighbourhood_weight=0)
+                         validation_split=0.0, batch_size=16, neighbourhood_weight=0, top_epochs=0)
     path = tmp_path_factory.mktemp("model224") / "model.keras"
     train(list_catalogue(fashion_slice), config, progress=False).model.save(path)
     return load_network(path, batch_size=16)
