@@ -114,6 +114,24 @@ def test_pretrained_backbone_trains_head_then_top_on_cached_views(fashion_slice)
     assert card["images"] == 48 and 0 < card["instance_identities"] < 36  # 12 validation images, some held out
 
 
+def test_resnet50_trains_its_last_block_over_the_frozen_rest(fashion_slice, tmp_path):
+    """The product's default backbone through the default stages, from a weights file (random here: ImageNet's
+    cannot be fetched offline): the cache is cut at conv5_block2_out, so only the last block trains with the head,
+    BatchNorm frozen, the neighbourhood objective in both stages."""
+    weights = tmp_path / "resnet50.weights.h5"
+    get_backbone("resnet50").create("none", 32).save_weights(weights)
+    backbone = get_backbone("resnet50").create(str(weights), 32)
+    config = TrainConfig(backbone="resnet50", weights=str(weights), input_size=32, epochs=1, views=1)
+    result = train(list_catalogue(fashion_slice), config, progress=False)
+    trained = result.model.network.layers[1]
+    assert result.epochs_run == 2 and len(result.history["neighbourhood_loss"]) == 2
+    assert not np.allclose(trained.get_layer("conv5_block3_3_conv").get_weights()[0],
+                           backbone.get_layer("conv5_block3_3_conv").get_weights()[0])
+    for frozen in ("conv5_block2_3_conv", "conv5_block3_3_bn"):  # below the split; BatchNorm above it
+        for ours, theirs in zip(trained.get_layer(frozen).get_weights(), backbone.get_layer(frozen).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+
+
 def test_training_set_holds_out_products_from_the_instance_objective(fashion_slice):
     from model.losses import NOT_AN_IDENTITY
     from model.training import training_set
