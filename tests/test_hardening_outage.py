@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -105,6 +106,17 @@ def seconds_to_recover(base: str) -> float:
     pytest.fail(f"the app did not recover within {RECOVERY_BOUND:.0f} s of the database coming back")
 
 
+def freeze(pid: int) -> None:
+    """Stop the process and wait until every thread of it is stopped: SIGSTOP reaches the threads asynchronously,
+    and on a busy machine a thread still running could answer the next query."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while not all((task / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tT"
+                  for task in Path(f"/proc/{pid}/task").iterdir()):
+        assert time.monotonic() < deadline, "the database server did not stop within 10 s of SIGSTOP"
+        time.sleep(0.01)
+
+
 @pytest.mark.mysql
 def test_database_outage_answers_503_then_recovers_by_itself(database, live_url, fashion_slice, capsys):
     photo = sorted((fashion_slice / "Watches").glob("*.jpg"))[1].read_bytes()
@@ -127,7 +139,7 @@ def test_database_outage_answers_503_then_recovers_by_itself(database, live_url,
     expect_serving(calls)
 
     # 2. The server is frozen: connections open but nothing answers, the case timeouts are for.
-    os.kill(database.process.pid, signal.SIGSTOP)
+    freeze(database.process.pid)
     try:
         frozen_slowest = expect_unavailable(calls)
     finally:
