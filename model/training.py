@@ -72,8 +72,8 @@ class TrainConfig:
     optimizer: str = Optimizer.ADAM
     learning_rate: float = 1e-3
     epochs: int = 20
-    top_learning_rate: float = 1e-4
-    top_epochs: int = 1
+    top_learning_rate: float = 3e-4
+    top_epochs: int = 2
     views: int = 8
     instance_weight: float = 1.0
     instance_holdout: float = 0.2

@@ -124,7 +124,8 @@ def test_resnet50_trains_its_last_block_over_the_frozen_rest(fashion_slice, tmp_
     config = TrainConfig(backbone="resnet50", weights=str(weights), input_size=32, epochs=1, views=1)
     result = train(list_catalogue(fashion_slice), config, progress=False)
     trained = result.model.network.layers[1]
-    assert result.epochs_run == 2 and len(result.history["neighbourhood_loss"]) == 2
+    stages = config.epochs + config.top_epochs  # one head epoch, then the default top epochs
+    assert result.epochs_run == stages and len(result.history["neighbourhood_loss"]) == stages
     assert not np.allclose(trained.get_layer("conv5_block3_3_conv").get_weights()[0],
                            backbone.get_layer("conv5_block3_3_conv").get_weights()[0])
     for frozen in ("conv5_block2_3_conv", "conv5_block3_3_bn"):  # below the split; BatchNorm above it
