@@ -81,7 +81,7 @@ def localising_model(tmp_path_factory, fashion_slice):
     """The slice's model at MobileNetV2's own 224 px, served on ONNX Runtime: a 7 × 7 map (the 96 px test model's
     is 3 × 3, too coarse to place anything). Without the neighbourhood objective and the top-block stage: on 36
     photos each pulls the classifier off the product in some corners, while on the full catalogue the model places
-    boxes as well or better with them (docs/quality.md)."""
+    boxes about as well with them (docs/quality.md)."""
     from model.inference import load_network
     from model.training import TrainConfig, train
 
