@@ -1,9 +1,10 @@
-"""The catalogue loader: files → hash check → decode → batched forward pass → batched transaction.
+"""The catalogue loader: files → hash check → decode → views → batched forward pass → batched transaction.
 
 Three overlapping stages: reading and decoding run in worker threads a few batches ahead of the network,
 and a writer thread commits one batch while the network embeds the next, so the model waits neither
 for JPEG decoding nor for the database. Each batch of products is committed together with its vectors in one
-transaction, so a killed run leaves nothing half-written and a re-run skips what is already stored.
+transaction, so a killed run leaves nothing half-written and a re-run skips what is already stored. A product's
+vector is its photo's embedding with its augmented views' (``model.gallery``; as many as the model's card says).
 While a new model version waits for activation, every new product gets a vector of each registered version.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ from tqdm import tqdm
 from catalogue.folder import CatalogueFile, ahead
 from config import DEFAULTS
 from db.store import NewProduct, Store
-from images.decoding import ImageError, decode_image, to_array
+from images.decoding import ImageError, decode_image
+from model.gallery import gallery_inputs, gallery_vectors
 from model.inference import Network
 
 
@@ -50,7 +52,7 @@ class _Decoded:
     content_type: str
     width: int
     height: int
-    arrays: dict[int, np.ndarray]  # the networks' inputs, by input size
+    inputs: dict[int, np.ndarray]  # the networks' inputs (the photo and its views), by input size
 
 
 @dataclass
@@ -143,6 +145,7 @@ class Loader:
             contents.append((entry, data, hashlib.sha256(data).hexdigest()))
         known = self.store.known_hashes(sha for _, _, sha in contents)
         sizes = {model.input_size for model in self.models}
+        views = max(model.card.gallery_views for model in self.models)  # a model asking fewer takes the first
         for entry, data, sha in contents:
             prepared.hashes.add(sha)
             if sha in known:
@@ -154,11 +157,12 @@ class Loader:
                 prepared.rejected.append((str(entry.path), str(e)))
                 continue
             prepared.decoded.append(_Decoded(entry, data, sha, image.content_type, image.width, image.height,
-                                             {size: to_array(image.rgb, size) for size in sizes}))
+                                             {size: gallery_inputs(image.rgb, size, sha, views)
+                                              for size in sizes}))
         return prepared
 
     def _embed(self, batch: list[_Decoded], metadata: dict[Path, dict]) -> list[NewProduct]:
-        vectors = {model.version: model.predict(np.stack([item.arrays[model.input_size] for item in batch])).embeddings
+        vectors = {model.version: gallery_vectors(model, np.stack([item.inputs[model.input_size] for item in batch]))
                    for model in self.models}
         return [
             NewProduct(category=item.entry.category, external_id=item.entry.external_id, image=item.data,
@@ -183,7 +187,7 @@ class Loader:
         with tqdm(total=total, unit="img", desc=f"embed {model.version}", disable=not self.progress) as bar:
             while rows := self.store.products_without_vector(model.version, after_id, self.batch_size):
                 after_id = rows[-1][0]
-                ids, arrays = [], []
+                ids, inputs = [], []
                 for product_id, data in rows:
                     try:
                         image = decode_image(data, self.max_image_pixels, model.input_size)
@@ -191,9 +195,10 @@ class Loader:
                         counts["undecodable"] += 1
                         continue
                     ids.append(product_id)
-                    arrays.append(to_array(image.rgb, model.input_size))
+                    inputs.append(gallery_inputs(image.rgb, model.input_size, hashlib.sha256(data).hexdigest(),
+                                                 model.card.gallery_views))
                 if ids:
-                    self.store.put_vectors(dict(zip(ids, model.predict(np.stack(arrays)).embeddings)), model.version)
+                    self.store.put_vectors(dict(zip(ids, gallery_vectors(model, np.stack(inputs)))), model.version)
                 counts["embedded"] += len(ids)
                 bar.update(len(rows))
         return dict(counts)

@@ -23,6 +23,8 @@ class ModelCard:
             saved before serving moved to ONNX Runtime (``lookalike export`` adds it).
         min_similarity: the weak-match threshold (percent) calibrated on the training pictures
             (``model.calibration``); None for a model trained before it was.
+        gallery_views: augmented views of each catalogue photo in its stored vector (``model.gallery``); 0 for a
+            model trained before they were, whose vectors stay its photos' embeddings alone.
     """
 
     backbone: str
@@ -35,6 +37,7 @@ class ModelCard:
     training: dict = field(default_factory=dict)
     onnx_sha256: str = ""
     min_similarity: float | None = None
+    gallery_views: int = 0
 
     @staticmethod
     def new_version(backbone: str) -> str:

@@ -39,6 +39,7 @@ from model.backbones import get_backbone
 from model.calibration import min_similarity
 from model.card import ModelCard
 from model.export import export_onnx
+from model.gallery import GALLERY_VIEWS
 from model.inference import onnx_session
 from model.losses import NOT_AN_IDENTITY, CosFaceLoss, IdentityCosines, NeighbourhoodLoss
 from model.network import KerasNetwork, assemble, build_head
@@ -294,6 +295,7 @@ def train(files: Sequence[CatalogueFile], config: TrainConfig, progress: bool = 
     backbone.trainable = False
     card = ModelCard(backbone=spec.name, weights=config.weights, input_size=size, preprocessing=spec.preprocessing,
                      categories=data.categories, version=ModelCard.new_version(spec.name), min_similarity=threshold,
+                     gallery_views=GALLERY_VIEWS,
                      training={**asdict(config), "images": len(data.labels), "epochs_run": epochs_run,
                                "instance_identities": data.trained_identities, "instance_held_out": data.held_out,
                                **{f"final_{k}": v[-1] for k, v in history.items()}})

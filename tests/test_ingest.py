@@ -1,6 +1,7 @@
 """The loader on real catalogue photos: batched, reported, re-runnable, with metadata joined."""
 import shutil
 
+import numpy as np
 import pytest
 
 from catalogue.folder import list_catalogue, load_metadata
@@ -102,6 +103,10 @@ def test_reembed_gives_every_product_a_vector_of_the_new_model_and_keeps_the_old
     assert counts == {"next-version": {"embedded": 48}}
     assert store.vector_counts() == {trained_model.version: 48, "next-version": 48}  # still served meanwhile
     assert Loader(newer, store, progress=False).reembed() == {"next-version": {"embedded": 0}}
+    ids = store.category_vectors("Watches", "next-version")[0]
+    for product_id in ids:  # the same network, the same views (seeded by the photo): the vector ingest stored
+        assert np.allclose(store.vector(product_id, "next-version"), store.vector(product_id, trained_model.version),
+                           atol=1e-5)
 
 
 def test_ingest_while_a_swap_is_pending_writes_both_versions(store, trained_model, fashion_slice):
