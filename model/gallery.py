@@ -4,10 +4,11 @@ A shopper's photo of a catalogued product is never the catalogue's own photo: it
 compressed another way. The stored vector is the photo's embedding plus the mean embedding of a few views of it
 (``model.views``: the alterations training teaches the embedding to see through), made unit length again. It
 lies nearer to every such photo than the photo's embedding alone, above all for products the model never trained
-on (docs/quality.md measures it). The photo counts as much as all its views together, which keeps the neighbours'
-category vote nearly where it was. Only ingest pays: 1 + ``GALLERY_VIEWS`` forward passes a product, none more
-for a search. The views are seeded by the photo's SHA-256, so re-embedding a product gives the same vector. The
-model card says how many views its vectors take (older models: none).
+on (docs/quality.md measures it, and the point of category the neighbours' vote gives for it). The photo counts
+as much as all its views together: more weight on the views finds the exact product hardly more often and costs the
+vote more. Only ingest pays: 1 + ``GALLERY_VIEWS`` forward passes a product, none more for a search. The views are
+seeded by the photo's SHA-256, so re-embedding a product gives the same vector. The model card says how many views
+its vectors take (older models: none).
 """
 from __future__ import annotations
 

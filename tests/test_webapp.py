@@ -30,7 +30,9 @@ def test_api_search_by_upload(client, fashion_slice):
     assert set(body["timings_ms"]) >= {"forward_pass", "neighbours", "rank"} and body["weak_match"] is False
     review = client.get(body["review_url"])
     assert review.status_code == 200
-    assert "0.5 · classifier + 0.5 · vote" in review.get_data(as_text=True)  # the category step, with its parts
+    page = review.get_data(as_text=True)
+    assert "0.5 · classifier + 0.5 · vote" in page  # the category step, with its parts
+    assert "mean embedding of 4 augmented views" in " ".join(page.split())  # how the stored vector was made
 
 
 def test_shopper_page_and_results(client, fashion_slice):

@@ -18,7 +18,8 @@ def search_and_trace(image: bytes, params: dict) -> Trace:
     result = service.search(image, **params, policy=SearchPolicy.from_settings(state.settings))
     best_vector = (service.store.vector(result.matches[0].product.id, service.model.version)
                    if result.matches else None)
-    return state.traces.put(result, jpeg(result.query), explain(result, best_vector), figures(result))
+    return state.traces.put(result, jpeg(result.query), explain(result, best_vector, service.model.card.gallery_views),
+                             figures(result))
 
 
 def result_body(trace: Trace) -> schemas.SearchResult:

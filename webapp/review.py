@@ -45,8 +45,12 @@ def _trace(trace_id: str):
     return found
 
 
-def explain(result, best_vector: np.ndarray | None) -> dict:
-    """The numbers of each step, ready to print (computed when the search runs: the trace keeps no arrays)."""
+def explain(result, best_vector: np.ndarray | None, gallery_views: int) -> dict:
+    """The numbers of each step, ready to print (computed when the search runs: the trace keeps no arrays).
+
+    Args:
+        gallery_views: how many augmented views of its photo each stored vector holds (the model card's).
+    """
     x = result.model_input
     q = result.embedding
     steps = {
@@ -59,6 +63,7 @@ def explain(result, best_vector: np.ndarray | None) -> dict:
         "embedding_norm": float(np.linalg.norm(q)),
         "embedding_excerpt": _excerpt(q),
         "best_vector": None,
+        "gallery_views": gallery_views,
         "localisation": _localisation(result),
     }
     if best_vector is not None and result.matches:
