@@ -73,7 +73,10 @@ class Feature(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
     model_version: Mapped[str] = mapped_column(String(64))
     dim: Mapped[int] = mapped_column(Integer)
-    vector: Mapped[bytes] = mapped_column(VectorBlob)  # little-endian float32
+    vector: Mapped[bytes] = mapped_column(VectorBlob)  # little-endian float32: what searches rank by
+    # The photo's own embedding, which the neighbours' vote reads (search.voting); NULL in rows stored before it
+    # was (migration 0003): the vote reads their vector.
+    photo_vector: Mapped[bytes | None] = mapped_column(VectorBlob, nullable=True)
 
 
 class ModelVersion(Base):

@@ -51,7 +51,11 @@ def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NewProduct:
-    """A decoded catalogue image with its vectors (by model version), ready to be stored."""
+    """A decoded catalogue image with its vectors (by model version), ready to be stored.
+
+    ``photo_vectors``: by model version, the photo's own embedding, which the neighbours' vote reads
+    (``Feature.photo_vector``); without one the vote reads the vector.
+    """
 
     category: str
     external_id: str
@@ -62,6 +66,7 @@ class NewProduct:
     height: int
     vectors: Mapping[str, np.ndarray]
     metadata: dict = field(default_factory=dict)
+    photo_vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,8 +191,7 @@ class Store:
         ids = dict(session.execute(select(Product.image_sha256, Product.id).where(
             Product.image_sha256.in_([item.image_sha256 for item in items]))).all())
         session.execute(insert(Feature), [
-            {"product_id": ids[item.image_sha256], "model_version": version,
-             "dim": int(vector.shape[-1]), "vector": encode_vector(vector)}
+            feature_row(ids[item.image_sha256], version, vector, item.photo_vectors.get(version))
             for item in items for version, vector in item.vectors.items()
         ])
         self._bump(session, category_ids.values())
@@ -227,11 +231,13 @@ class Store:
                 .order_by(Product.id).limit(limit)).all()
         return [(row.id, row.image) for row in rows]
 
-    def put_vectors(self, vectors: dict[int, np.ndarray], model_version: str) -> None:
+    def put_vectors(self, vectors: Mapping[int, np.ndarray], model_version: str,
+                    photo_vectors: Mapping[int, np.ndarray] | None = None) -> None:
+        """Store products' vectors of ``model_version`` (and their photos' own embeddings, as ``NewProduct``)."""
+        photo_vectors = photo_vectors or {}
         with self._session.begin() as session:
             session.execute(insert(Feature), [
-                {"product_id": product_id, "model_version": model_version,
-                 "dim": int(vector.shape[-1]), "vector": encode_vector(vector)}
+                feature_row(product_id, model_version, vector, photo_vectors.get(product_id))
                 for product_id, vector in vectors.items()
             ])
             self._bump(session, session.scalars(
@@ -244,22 +250,26 @@ class Store:
         with self.engine.connect() as conn:
             return dict(conn.execute(select(Category.name, Category.revision)).all())
 
-    def category_vectors(self, category: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
-        """Product ids and their vectors of one model version in one category, as a float32 matrix."""
+    def category_vectors(self, category: str, model_version: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Product ids, their vectors of one model version in one category and the vectors the neighbours' vote
+        reads (the photos' own embeddings, or the vectors where none is stored), as float32 matrices."""
         with self._session() as session:
             rows = session.execute(
-                select(Feature.product_id, Feature.dim, Feature.vector)
+                select(Feature.product_id, Feature.dim, Feature.vector,
+                       func.coalesce(Feature.photo_vector, Feature.vector).label("voter"))
                 .join(Product, Product.id == Feature.product_id)
                 .join(Category, Category.id == Product.category_id)
                 .where(Category.name == category, Feature.model_version == model_version)
                 .order_by(Feature.product_id)).all()
         if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            empty = np.zeros((0, 0), dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), empty, empty
         dims = {row.dim for row in rows}
         if len(dims) != 1:
             raise ValueError(f"category {category!r} holds vectors of several sizes {sorted(dims)} for one model")
         ids = np.fromiter((row.product_id for row in rows), dtype=np.int64, count=len(rows))
-        return ids, decode_vectors([row.vector for row in rows], dims.pop())
+        dim = dims.pop()
+        return ids, decode_vectors([row.vector for row in rows], dim), decode_vectors([row.voter for row in rows], dim)
 
     def products(self, ids: Iterable[int]) -> dict[int, ProductInfo]:
         wanted = [int(i) for i in ids]
@@ -462,6 +472,13 @@ class Store:
         gone = [row.id for row in rows if row.image_sha256 not in hashes]
         found = self.products(gone)
         return [found[i] for i in gone]
+
+
+def feature_row(product_id: int, model_version: str, vector: np.ndarray, photo_vector: np.ndarray | None) -> dict:
+    """One ``features`` row's values."""
+    return {"product_id": product_id, "model_version": model_version, "dim": int(vector.shape[-1]),
+            "vector": encode_vector(vector),
+            "photo_vector": None if photo_vector is None else encode_vector(photo_vector)}
 
 
 def count_without_vector(model_version: str):

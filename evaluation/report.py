@@ -172,7 +172,7 @@ def markdown(summary: dict, title: str) -> str:
              f"- missed-category rate (true category not searched): {summary['missed_category_rate']:.2%}",
              f"- categories searched per query (mean): {summary['mean_categories_searched']:.2f}",
              f"- exact-product safety net fired: {summary['safety_net_fired']:.2%}",
-             "- the pass over every category for the vote and the safety net: "
+             "- the passes over every category for the vote and the safety net: "
              f"p50 {summary['neighbours_ms_p50']:.2f} ms",
              f"- latency per query (batched forward pass shared): mean {latency['mean']:.1f} ms,"
              f" p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms",

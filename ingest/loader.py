@@ -167,8 +167,9 @@ class Loader:
         return [
             NewProduct(category=item.entry.category, external_id=item.entry.external_id, image=item.data,
                        image_sha256=item.sha256, content_type=item.content_type, width=item.width,
-                       height=item.height, vectors={version: v[i] for version, v in vectors.items()},
-                       metadata=metadata.get(item.entry.path, {}))
+                       height=item.height, vectors={version: v[i] for version, (v, _) in vectors.items()},
+                       metadata=metadata.get(item.entry.path, {}),
+                       photo_vectors={version: p[i] for version, (_, p) in vectors.items()})
             for i, item in enumerate(batch)
         ]
 
@@ -198,7 +199,8 @@ class Loader:
                     inputs.append(gallery_inputs(image.rgb, model.input_size, hashlib.sha256(data).hexdigest(),
                                                  model.card.gallery_views))
                 if ids:
-                    self.store.put_vectors(dict(zip(ids, gallery_vectors(model, np.stack(inputs)))), model.version)
+                    vectors, photos = gallery_vectors(model, np.stack(inputs))
+                    self.store.put_vectors(dict(zip(ids, vectors)), model.version, dict(zip(ids, photos)))
                 counts["embedded"] += len(ids)
                 bar.update(len(rows))
         return dict(counts)

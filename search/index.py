@@ -2,9 +2,11 @@
 
 Every search first reads each category's revision (one small query); a matrix is reloaded only when
 its category's revision moved, which works across any number of serving processes. The products'
-descriptions are cached with their vectors, so a search reads nothing else from the database. A
-category at or above the approximate-search threshold is held as a FAISS IVF index instead of a plain
-matrix (``search.ann``), rebuilt when its revision moves. Building one takes seconds to minutes, so it
+descriptions are cached with their vectors, so a search reads nothing else from the database. Each
+category holds two sets of vectors: the ones searches rank by, and the ones the neighbours' vote reads (the
+photos' own embeddings, ``model.gallery``), one shared set where they are the same. A category at or above
+the approximate-search threshold holds each set as a FAISS IVF index instead of a plain matrix
+(``search.ann``), rebuilt when its revision moves. Building one takes seconds to minutes, so it
 happens in a background thread while the category is ranked exactly: no search waits for it.
 """
 from __future__ import annotations
@@ -24,22 +26,36 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Vectors:
+    """One set of a category's vectors, in its products' order: a plain matrix (exact ranking) or an IVF index."""
+
+    matrix: np.ndarray | None  # (n, d) float32, C-contiguous; None when ``ann`` holds them
+    sq_norms: np.ndarray | None  # (n,) float32, with ``matrix``
+    ann: IvfIndex | None = None
+
+    @classmethod
+    def exact(cls, matrix: np.ndarray) -> Vectors:
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        return cls(matrix, np.einsum("ij,ij->i", matrix, matrix))
+
+    def nearest(self, query: np.ndarray, k: int, metric: str) -> Ranked:
+        """The ``k`` nearest vectors, positions into the category's ``product_ids``."""
+        if self.ann is not None:
+            return self.ann.nearest(query, k, metric)
+        assert self.matrix is not None and self.sq_norms is not None  # an exact set holds them
+        return rank(query, self.matrix, self.sq_norms, k, metric)
+
+
+@dataclass(frozen=True)
 class CategoryMatrix:
-    """One category's vectors as of ``revision``: a plain matrix (exact ranking) or an IVF index."""
+    """One category's vectors as of ``revision``: those searches rank by and those the neighbours' vote reads (the
+    same object where they are equal)."""
 
     revision: int
     product_ids: np.ndarray  # (n,) int64
-    vectors: np.ndarray | None  # (n, d) float32, C-contiguous; None when ``ann`` holds them
-    sq_norms: np.ndarray | None  # (n,) float32, with ``vectors``
+    ranked: Vectors
+    voters: Vectors
     products: dict[int, ProductInfo]  # by product id
-    ann: IvfIndex | None = None
-
-    def nearest(self, query: np.ndarray, k: int, metric: str) -> Ranked:
-        """The ``k`` nearest products, positions into ``product_ids``."""
-        if self.ann is not None:
-            return self.ann.nearest(query, k, metric)
-        assert self.vectors is not None and self.sq_norms is not None  # an exact matrix holds them
-        return rank(query, self.vectors, self.sq_norms, k, metric)
 
 
 class VectorIndex:
@@ -71,29 +87,32 @@ class VectorIndex:
         with self._lock:
             cached = self._cache.get(category)
             if cached is None or cached.revision != revision:
-                ids, vectors = self.store.category_vectors(category, self.model_version)
-                vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-                cached = CategoryMatrix(revision, ids, vectors, np.einsum("ij,ij->i", vectors, vectors),
-                                        self.store.products(ids))
+                ids, vectors, photos = self.store.category_vectors(category, self.model_version)
+                ranked = Vectors.exact(vectors)
+                voters = ranked if np.array_equal(vectors, photos) else Vectors.exact(photos)
+                cached = CategoryMatrix(revision, ids, ranked, voters, self.store.products(ids))
                 self._cache[category] = cached
                 if self.ann.applies(len(ids)):
                     self._build_index(category, cached)
             return cached
 
     def _build_index(self, category: str, exact: CategoryMatrix) -> None:
-        """Build the category's IVF index in the background; it replaces the matrix if still current."""
-        vectors = exact.vectors
-        assert vectors is not None  # an exact matrix holds them
+        """Build the category's IVF indexes in the background; they replace the matrices if still current."""
+
+        def indexed(vectors: Vectors) -> Vectors:
+            assert vectors.matrix is not None  # an exact set holds it
+            return Vectors(None, None, IvfIndex(vectors.matrix, self.ann.nprobe))
 
         def build() -> None:
             try:
-                ann = IvfIndex(vectors, self.ann.nprobe)
-            except Exception:  # the exact matrix keeps serving: a failed build costs speed, not answers
+                ranked = indexed(exact.ranked)
+                voters = ranked if exact.voters is exact.ranked else indexed(exact.voters)
+            except Exception:  # the exact matrices keep serving: a failed build costs speed, not answers
                 log.exception("building the approximate index of %r failed", category)
                 return
             with self._lock:
                 if self._cache.get(category) is exact:
-                    self._cache[category] = replace(exact, vectors=None, sq_norms=None, ann=ann)
+                    self._cache[category] = replace(exact, ranked=ranked, voters=voters)
 
         if self._builder is None:
             self._builder = ThreadPoolExecutor(1, thread_name_prefix="ann-build")

@@ -23,12 +23,13 @@ from db.store import ProductInfo, Store
 from images.decoding import decode_image
 from model.inference import Network
 from search.ann import AnnPolicy
-from search.index import VectorIndex
+from search.index import CategoryMatrix, VectorIndex
 from search.localisation import MARGIN, Box, Localisation, localise
 from search.merging import merge, squared_distances
 from search.narrowing import narrow
 from search.parameters import SearchError, SearchParameters
 from search.policy import SearchPolicy
+from search.ranking import Ranked
 from search.safety_net import pick, reach
 from search.voting import blend, vote
 from search.weak_match import is_weak
@@ -259,13 +260,10 @@ class SearchService:
         results = []
         for one in seen:
             lap()
-            # One pass over every category serves both the vote and the safety net.
-            voting, probing = policy.vote_weight > 0, policy.exact_distance > 0
-            neighbours = (self._neighbours(one.embedding, revisions, metric, policy.vote_neighbours if voting else 1)
-                          if voting or probing else {})
+            voters = policy.vote_neighbours if policy.vote_weight > 0 else 0
+            voted, nearest = self._neighbours(one.embedding, revisions, metric, voters, policy.exact_distance > 0)
             neighbours_ms = lap()
-            shares = (vote({c: d2 for c, (d2, _) in neighbours.items()}, policy.vote_neighbours,
-                           policy.vote_temperature) if voting else {})
+            shares = vote(voted, voters, policy.vote_temperature) if voters else {}
             probabilities = blend(one.probabilities, shares, policy.vote_weight)
             if scope == Scope.ALL:
                 searched, rule = sorted(revisions), "scope 'all': every category in the catalogue"
@@ -276,7 +274,7 @@ class SearchService:
             weights = dict(probabilities) if scope == Scope.CATEGORY else None
             matches = self._rank(one.embedding, weights, searched, revisions, k, metric, policy.merge_weight)
             rank_ms = lap()
-            exact = probe(neighbours, searched, matches, metric, policy.exact_distance)
+            exact = probe(nearest, searched, matches, metric, policy.exact_distance)
             if exact:
                 matches = [exact, *matches[:k - 1]]
             steps = {**one.timings_ms, "neighbours": neighbours_ms, "narrow": narrow_ms, "rank": rank_ms,
@@ -331,7 +329,7 @@ class SearchService:
             if category not in revisions:
                 continue  # the model knows the category, but the catalogue has no products in it
             matrix = self.index.matrix(category, revisions[category])
-            found[category] = matrix, matrix.nearest(embedding, k, metric)
+            found[category] = matrix, matrix.ranked.nearest(embedding, k, metric)
             squared[category] = squared_distances(found[category][1].distances, metric)
         matches = []
         for category, position in merge(squared, probabilities, merge_weight, k):
@@ -342,22 +340,24 @@ class SearchService:
                                      float(ranked.similarities[position])))
         return matches
 
-    def _neighbours(self, embedding: np.ndarray, revisions: dict[str, int], metric: str,
-                    k: int) -> dict[str, tuple[np.ndarray, Match | None]]:
-        """Each category's ``k`` nearest products that the catalogue still describes: their d² (the vote's
-        voters, ``search.voting``) and the nearest as a match (the safety net's candidate). One pass over every
-        stored vector, through the approximate index for large categories: its cost grows with the catalogue."""
-        found = {}
+    def _neighbours(self, embedding: np.ndarray, revisions: dict[str, int], metric: str, voters: int,
+                    probing: bool) -> tuple[dict[str, np.ndarray], dict[str, Match]]:
+        """Over every category, of the products the catalogue still describes: the d² of its ``voters`` nearest by
+        the vectors the vote reads (``search.voting``), and, when ``probing``, its nearest by the vectors searches
+        rank by, as a match (the safety net's candidate). A pass over every stored vector, through the approximate
+        index for large categories: its cost grows with the catalogue."""
+        voted, nearest = {}, {}
         for category, revision in revisions.items():
             matrix = self.index.matrix(category, revision)
-            ranked = matrix.nearest(embedding, k, metric)
-            described = np.array([pid in matrix.products for pid in matrix.product_ids[ranked.positions].tolist()],
-                                 bool)
-            positions, distances = ranked.positions[described], ranked.distances[described]
-            nearest = (Match(matrix.products[int(matrix.product_ids[positions[0]])], float(distances[0]),
-                             float(ranked.similarities[described][0])) if len(positions) else None)
-            found[category] = squared_distances(distances, metric), nearest
-        return found
+            if voters:
+                voted[category] = squared_distances(
+                    described(matrix, matrix.voters.nearest(embedding, voters, metric)).distances, metric)
+            if probing:
+                best = described(matrix, matrix.ranked.nearest(embedding, 1, metric))
+                if len(best.positions):
+                    nearest[category] = Match(matrix.products[int(matrix.product_ids[best.positions[0]])],
+                                              float(best.distances[0]), float(best.similarities[0]))
+        return voted, nearest
 
 
 class Laps:
@@ -372,19 +372,28 @@ class Laps:
         return (now - then) * 1000.0
 
 
-def probe(neighbours: dict[str, tuple[np.ndarray, Match | None]], searched: list[str], matches: list[Match],
-          metric: str, exact_distance: float) -> Match | None:
+def described(matrix: CategoryMatrix, ranked: Ranked) -> Ranked:
+    """The ranked products the catalogue still describes (one deleted since its category was cached is not)."""
+    kept = np.array([pid in matrix.products for pid in matrix.product_ids[ranked.positions].tolist()], bool)
+    return Ranked(ranked.positions[kept], ranked.distances[kept], ranked.similarities[kept])
+
+
+def probe(nearest: dict[str, Match], searched: list[str], matches: list[Match], metric: str,
+          exact_distance: float) -> Match | None:
     """The exact-product safety net (``search.safety_net``) over each category's nearest product
     (``SearchService._neighbours``), for the categories not searched."""
-    best = (float(squared_distances(np.array([matches[0].distance], np.float32), metric)[0]) if matches
-            else None)
+    best = squared_distance(matches[0].distance, metric) if matches else None
     limit = reach(exact_distance, best)
     if limit <= 0:
         return None
-    candidates = [(d2[0], nearest) for category, (d2, nearest) in sorted(neighbours.items())
-                  if category not in searched and nearest is not None]
-    chosen = pick([d2 for d2, _ in candidates], limit)
-    return None if chosen is None else candidates[chosen][1]
+    candidates = [match for category, match in sorted(nearest.items()) if category not in searched]
+    chosen = pick([squared_distance(match.distance, metric) for match in candidates], limit)
+    return None if chosen is None else candidates[chosen]
+
+
+def squared_distance(distance: float, metric: str) -> float:
+    """One distance of ``metric`` as the d² of unit vectors."""
+    return float(squared_distances(np.array([distance], np.float32), metric)[0])
 
 
 def check_box(box: Box, size: tuple[int, int] | None = None) -> None:

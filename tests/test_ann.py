@@ -38,7 +38,9 @@ class _Store:
 
     def category_vectors(self, category, model_version):
         vectors = self.vectors[category]
-        return np.arange(len(vectors), dtype=np.int64) + (10_000 if category == "large" else 0), vectors
+        ids = np.arange(len(vectors), dtype=np.int64) + (10_000 if category == "large" else 0)
+        # The large category's vote reads other vectors than its searches rank by, the small one's the same.
+        return ids, vectors, vectors.copy() if category == "small" else -vectors
 
     def products(self, ids):
         return {int(i): f"product {i}" for i in ids}
@@ -48,16 +50,19 @@ def test_large_categories_are_searched_through_the_index_with_the_same_best_matc
     store = _Store()
     index = VectorIndex(store, "v1", AnnPolicy(min_vectors=1_000, nprobe=8))
     small, exact = index.matrix("small", 1), index.matrix("large", 1)
-    assert small.ann is None and exact.ann is None  # ranked exactly while the index is built
+    assert small.ranked.ann is None and exact.ranked.ann is None  # ranked exactly while the index is built
     index.wait_for_indexes()
     large = index.matrix("large", 1)
-    assert small.ann is None and small.vectors is not None
-    assert large.ann is not None and large.vectors is None  # the index holds the only copy
+    assert small.ranked.ann is None and small.ranked.matrix is not None
+    assert small.voters is small.ranked  # the same vectors are cached once
+    for vectors in (large.ranked, large.voters):
+        assert vectors.ann is not None and vectors.matrix is None  # the index holds the only copy
     assert (large.product_ids == exact.product_ids).all()
     for position in (0, 1234, 2999):
         query = store.vectors["large"][position]
-        assert large.product_ids[large.nearest(query, 5, "euclidean").positions[0]] == 10_000 + position
+        assert large.product_ids[large.ranked.nearest(query, 5, "euclidean").positions[0]] == 10_000 + position
+        assert large.product_ids[large.voters.nearest(-query, 5, "euclidean").positions[0]] == 10_000 + position
     assert index.matrix("large", 1) is large
     index.matrix("large", 2)  # a new revision: exact again until its own index is built
     index.wait_for_indexes()
-    assert index.matrix("large", 2).ann is not None and index.matrix("large", 2) is not large
+    assert index.matrix("large", 2).ranked.ann is not None and index.matrix("large", 2) is not large

@@ -43,15 +43,17 @@ def test_inputs_are_the_photo_then_views_seeded_by_its_hash():
 def test_vector_is_the_photo_plus_the_mean_view_in_one_batched_pass():
     model = MeanColour()
     inputs = np.stack([gallery_inputs(photo(i), 16, str(i), views=4) for i in range(3)])
-    vectors = gallery_vectors(model, inputs)
+    vectors, photos = gallery_vectors(model, inputs)
     assert model.passes == 1
     each = model.predict(inputs.reshape(15, 16, 16, 3)).embeddings.reshape(3, 5, -1)
     expected = each[:, 0] + each[:, 1:].mean(axis=1)
     assert np.allclose(vectors, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
-    fewer = gallery_vectors(MeanColour(gallery_views=1), inputs)  # a card asking fewer views takes the first
+    assert np.allclose(photos, each[:, 0], atol=1e-6)  # the photo's own embedding, for the neighbours' vote
+    fewer, _ = gallery_vectors(MeanColour(gallery_views=1), inputs)  # a card asking fewer views takes the first
     expected = each[:, 0] + each[:, 1]
     assert np.allclose(fewer, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
-    assert np.allclose(gallery_vectors(MeanColour(gallery_views=0), inputs), each[:, 0], atol=1e-6)
+    for stored in gallery_vectors(MeanColour(gallery_views=0), inputs):  # no views: both are the photo's
+        assert np.allclose(stored, each[:, 0], atol=1e-6)
 
 
 def test_altered_photos_lie_nearer_their_products_vectors(trained_model, fashion_slice):
@@ -63,6 +65,6 @@ def test_altered_photos_lie_nearer_their_products_vectors(trained_model, fashion
     inputs = np.stack([gallery_inputs(p, size, str(i), trained_model.card.gallery_views) for i, p in enumerate(photos)])
     rng = random.Random(0)
     queries = trained_model.predict(np.stack([to_array(alter(p, rng), size) for p in photos])).embeddings
-    with_views = np.linalg.norm(queries - gallery_vectors(trained_model, inputs), axis=1)
+    with_views = np.linalg.norm(queries - gallery_vectors(trained_model, inputs)[0], axis=1)
     alone = np.linalg.norm(queries - trained_model.predict(inputs[:, 0]).embeddings, axis=1)
     assert with_views.mean() < alone.mean()

@@ -24,14 +24,18 @@ def test_ingest_then_reingest_adds_nothing(store, trained_model, fashion_slice):
     assert (again.added, again.present) == (0, 48)
     assert store.category_counts() == {name: 12 for name in ("Backpacks", "Heels", "Sunglasses", "Watches")}
     assert store.vector_counts() == {trained_model.version: 48}
-    # The stored vector is the photo's with its views, as model.gallery makes it from the decoded file.
+    # The stored vectors are the photo's with its views and the photo's own, as model.gallery makes them from the
+    # decoded file.
     data = files[0].path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    expected = gallery_vectors(trained_model, gallery_inputs(decode_image(data, DEFAULTS.max_image_pixels).rgb,
-                                                             trained_model.input_size, sha,
-                                                             trained_model.card.gallery_views)[None])[0]
+    vector, photo = gallery_vectors(trained_model, gallery_inputs(decode_image(data, DEFAULTS.max_image_pixels).rgb,
+                                                                  trained_model.input_size, sha,
+                                                                  trained_model.card.gallery_views)[None])
     [product_id] = store.ids_of([files[0].external_id])
-    assert np.allclose(store.vector(product_id, trained_model.version), expected, atol=1e-5)
+    ids, vectors, voters = store.category_vectors(files[0].category, trained_model.version)
+    [position] = np.flatnonzero(ids == product_id)
+    assert np.allclose(vectors[position], vector[0], atol=1e-5) and np.allclose(voters[position], photo[0], atol=1e-5)
+    assert not np.allclose(vector[0], photo[0], atol=1e-3)
 
 
 def test_bad_files_are_reported_and_skipped(store, trained_model, tmp_path):
@@ -93,7 +97,7 @@ def test_borobudur_narratives_are_joined_by_file_name(store, trained_model, tmp_
     metadata = load_metadata(source / "narasi-karmawibhangga.csv", files)
     assert {f.category for f in files} == {"Karmawibhangga"} and len(metadata) == 3
     Loader(trained_model, store, progress=False).ingest(files, metadata)
-    ids, _ = store.category_vectors("Karmawibhangga", trained_model.version)
+    ids = store.category_vectors("Karmawibhangga", trained_model.version)[0]
     stories = [p.metadata for p in store.products(ids).values()]
     assert all(s["Tema"] and s["Narasi"] and s["Makna moral"] for s in stories)
 
@@ -115,10 +119,10 @@ def test_reembed_gives_every_product_a_vector_of_the_new_model_and_keeps_the_old
     assert counts == {"next-version": {"embedded": 48}}
     assert store.vector_counts() == {trained_model.version: 48, "next-version": 48}  # still served meanwhile
     assert Loader(newer, store, progress=False).reembed() == {"next-version": {"embedded": 0}}
-    # The same network, the same views (seeded by the photo): the vector ingest stored.
-    for product_id in store.category_vectors("Watches", "next-version")[0].tolist():
-        assert np.allclose(store.vector(product_id, "next-version"), store.vector(product_id, trained_model.version),
-                           atol=1e-5)
+    # The same network, the same views (seeded by the photo): the vectors ingest stored.
+    for stored, again in zip(store.category_vectors("Watches", trained_model.version)[1:],
+                             store.category_vectors("Watches", "next-version")[1:]):
+        assert np.allclose(stored, again, atol=1e-5)
 
 
 def test_ingest_while_a_swap_is_pending_writes_both_versions(store, trained_model, fashion_slice):

@@ -41,13 +41,14 @@ def at_distance(d: float, axis: int) -> np.ndarray:
 
 @pytest.fixture
 def catalogue(sqlite_url):
-    """Products at known distances from the query: name → (category, distance)."""
-    def build(products: dict[str, tuple[str, float]]) -> Store:
+    """Products at known distances from the query: name → (category, distance[, its photo vector's distance])."""
+    def build(products: dict[str, tuple]) -> Store:
         upgrade(sqlite_url)
         store = Store.from_url(sqlite_url)
         store.add_products([NewProduct(category, name, name.encode(), hashlib.sha256(name.encode()).hexdigest(),
-                                       "image/jpeg", 8, 8, {"fake-1": at_distance(d, axis + 1)})
-                            for axis, (name, (category, d)) in enumerate(products.items())])
+                                       "image/jpeg", 8, 8, {"fake-1": at_distance(d, axis + 1)},
+                                       photo_vectors={"fake-1": at_distance(photo[0], axis + 1)} if photo else {})
+                            for axis, (name, (category, d, *photo)) in enumerate(products.items())])
         return store
     return build
 
@@ -73,6 +74,15 @@ def test_the_nearest_products_vote_for_their_category(catalogue):
     assert [m.product.external_id for m in result.matches][:2] == ["b1", "b2"]
     unvoted = search(store, {"A": 0.6, "B": 0.4})
     assert unvoted.predicted[0] == "A" and unvoted.probabilities == unvoted.classifier and unvoted.votes == {}
+
+
+def test_the_vote_reads_the_photos_own_vectors_and_the_ranking_the_stored_ones(catalogue):
+    """The stored vectors put A's product nearest the query, the photos' own embeddings B's: B wins the vote while
+    the results keep the stored vectors' order."""
+    store = catalogue({"a1": ("A", 0.1, 1.0), "b1": ("B", 0.9, 0.1)})
+    result = search(store, {"A": 0.5, "B": 0.5}, scope="all", vote_weight=SearchPolicy().vote_weight)
+    assert result.votes["B"] > 0.9 and result.predicted[0] == "B"
+    assert [(m.product.external_id, round(m.distance, 3)) for m in result.matches] == [("a1", 0.1), ("b1", 0.9)]
 
 
 @pytest.mark.parametrize("weight, order", [(0.0, ["b1", "a1", "b2"]), (0.5, ["a1", "b1", "b2"])])

@@ -1,5 +1,6 @@
 """The store on SQLite and on a real MySQL-compatible server."""
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,9 +20,10 @@ def test_products_are_stored_once_with_their_vectors(store):
     assert len(store.add_products(items)) == 3
     assert store.add_products(items) == []  # the same images again: nothing added
     assert store.category_counts() == {"Bags": 2, "Caps": 1}
-    ids, matrix = store.category_vectors("Bags", "v1")
+    ids, matrix, voters = store.category_vectors("Bags", "v1")
     assert matrix.dtype == np.float32 and matrix.shape == (2, 3)
     np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(voters, matrix)  # no photo vector stored: the vote reads the vector
     assert store.image(int(ids[0])) == (b"image bytes of a", "image/jpeg")
 
 
@@ -37,6 +39,18 @@ def test_vectors_are_little_endian_float32_blobs(store):
     assert bytes(blob) == np.array([1.5, -2.25], "<f4").tobytes()
 
 
+def test_the_vote_reads_each_photos_own_vector_where_one_is_stored(store):
+    with_photo = replace(product("Bags", "a", [0.5, 0.75]), photo_vectors={"v1": np.array([1, 0], np.float32)})
+    store.add_products([with_photo, product("Bags", "b", [0, 1])])
+    ids, vectors, voters = store.category_vectors("Bags", "v1")
+    np.testing.assert_array_equal(vectors, [[0.5, 0.75], [0, 1]])
+    np.testing.assert_array_equal(voters, [[1, 0], [0, 1]])
+    store.put_vectors({int(ids[0]): np.array([0, 1], np.float32), int(ids[1]): np.array([1, 0], np.float32)}, "v2",
+                      {int(ids[1]): np.array([0.25, 0.5], np.float32)})
+    _, vectors, voters = store.category_vectors("Bags", "v2")
+    np.testing.assert_array_equal(voters, [[0, 1], [0.25, 0.5]])
+
+
 def test_revision_moves_with_every_change_of_a_category(store):
     store.add_products([product("Bags", "a", [1, 0])])
     before = store.category_revisions()
@@ -47,7 +61,7 @@ def test_revision_moves_with_every_change_of_a_category(store):
 
 def test_model_versions_are_never_mixed(store):
     store.add_products([product("Bags", "a", [1, 0]), product("Bags", "b", [0, 1])])
-    ids, _ = store.category_vectors("Bags", "v2")
+    ids, _, _ = store.category_vectors("Bags", "v2")
     assert len(ids) == 0
     missing = store.products_without_vector("v2", after_id=0, limit=10)
     assert [image for _, image in missing] == [b"image bytes of a", b"image bytes of b"]

@@ -32,7 +32,9 @@ def test_api_search_by_upload(client, fashion_slice):
     assert review.status_code == 200
     page = review.get_data(as_text=True)
     assert "0.5 · classifier + 0.5 · vote" in page  # the category step, with its parts
-    assert "mean embedding of 4 augmented views" in " ".join(page.split())  # how the stored vector was made
+    text = " ".join(page.split())
+    assert "mean embedding of 4 augmented views" in text  # how the stored vector was made
+    assert "The neighbours' vote reads the photo's own embedding" in text
 
 
 def test_shopper_page_and_results(client, fashion_slice):
