@@ -96,8 +96,8 @@ class Settings:
         0.2, "results of several searched categories are merged by d² − β · ln p(category): a less probable "
              "category must fit clearly better (0: by distance alone)")
     exact_distance: float = setting(
-        0.8, "exact-product safety net: the nearest product of the categories not searched goes first when it is "
-             "this close (Euclidean, unit vectors) and closer than every searched one; 0 turns it off")
+        0.8, "exact-product safety net: the category of the catalogue's nearest product is always searched, and "
+             "that product goes first when it is this close (Euclidean, unit vectors); 0 turns it off")
     localise_max_share: float = setting(
         0.0, "localisation: search the crop around the product instead of the whole photo when its box covers at "
              "most this share of the photo (0: never, the measured default; see docs/quality.md)")

@@ -32,7 +32,8 @@ def merge(squared: Mapping[str, np.ndarray], probabilities: Mapping[str, float] 
 
     Args:
         squared: category → its candidates' squared distances (as ``squared_distances`` gives them).
-        probabilities: category → probability; None merges by distance alone (scope ``all``).
+        probabilities: category → probability (a category without one comes last); None merges by distance alone
+            (scope ``all``).
         weight: the weight of ``ln p``; 0 merges by distance alone.
 
     Returns:
@@ -44,7 +45,7 @@ def merge(squared: Mapping[str, np.ndarray], probabilities: Mapping[str, float] 
     """
     keyed: list[tuple[float, float, int, int, str]] = []
     for order, (category, d2) in enumerate(squared.items()):
-        keys = d2 + (penalty(probabilities[category], weight) if probabilities else 0.0)
+        keys = d2 + (penalty(probabilities.get(category, 0.0), weight) if probabilities else 0.0)
         keyed += zip(keys.tolist(), d2.tolist(), [order] * len(d2), range(len(d2)), [category] * len(d2))
     keyed.sort()
     return [(category, position) for *_, position, category in keyed[:k]]

@@ -1,34 +1,32 @@
-"""The exact-product safety net: a near-identical product of a category the search did not cover goes first.
+"""The exact-product safety net: the whole catalogue's nearest product is never left out.
 
-When the classifier picks the wrong category, a catalogue photo of the very product is still found: the
-nearest product of the categories not searched is shown first when it lies within the policy's
-``exact_distance`` and closer than every searched result.
+When the classifier picks the wrong category, the product the shopper photographed is still searched for: the
+category of the catalogue's nearest product (by the stored vectors, over every category) is always searched, and
+that product goes first when it lies within the policy's ``exact_distance``, whatever its category's probability.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 
-
-def reach(exact_distance: float, best_searched: float | None) -> float:
-    """The squared distance a product of a category not searched must be under to go first: the smaller of
-    ``exact_distance²`` and the best searched result's ``best_searched`` (d², None without results); 0 when
-    ``exact_distance`` is 0 (the net is off), and nothing needs to be probed then."""
-    limit = max(exact_distance, 0.0) ** 2
-    return limit if best_searched is None else min(limit, best_searched)
-
-
-def pick(squared: Sequence[float], limit: float) -> int | None:
-    """Which candidate goes first: the nearest (the first of equals) whose d² is under ``limit``, or None.
-
-    Args:
-        squared: the d² of each category's nearest product, for the categories not searched.
+def cover(searched: list[str], rule: str, nearest_category: str | None) -> tuple[list[str], str]:
+    """The categories narrowing chose, with the nearest product's category added when it is not among them, and the
+    rule in words.
 
     Example:
-        >>> pick([0.2, 0.05, 0.05], reach(0.3, 0.36))
-        1
+        >>> cover(["A"], "the most probable category (A, p = 0.900)", "C")[0]
+        ['A', 'C']
     """
-    best = None
-    for i, d2 in enumerate(squared):
-        if d2 < limit:
-            best, limit = i, d2
-    return best
+    if nearest_category is None or nearest_category in searched:
+        return searched, rule
+    return [*searched, nearest_category], (f"{rule}; and {nearest_category}, the category of the catalogue's nearest "
+                                           "product (the exact-product safety net)")
+
+
+def goes_first(squared: float, exact_distance: float) -> bool:
+    """Whether the catalogue's nearest product, at ``squared`` (d²) from the query, goes first: when it lies within
+    ``exact_distance`` (0 turns the net off).
+
+    Example:
+        >>> goes_first(0.04, 0.3), goes_first(0.09, 0.3), goes_first(0.0, 0.0)
+        (True, False, False)
+    """
+    return exact_distance > 0 and squared < exact_distance ** 2

@@ -5,8 +5,9 @@ pass giving class probabilities, the embedding and the activation map → withou
 box from that map, and when it is clearly smaller than the photo one more forward pass on the crop around it
 (search/localisation.py): ``look``. Then, under a search policy (search/policy.py): the nearest stored products'
 vote joins the classifier's probabilities (search/voting.py) → choose the categories to search
-(search/narrowing.py) → rank their cached vectors and merge them (search/merging.py) → the exact-product safety net
-(search/safety_net.py) → the weak-match verdict (search/weak_match.py): ``answer``.
+(search/narrowing.py), with the category of the catalogue's nearest product → rank their cached vectors and merge
+them (search/merging.py) → that nearest product first when it is near enough (the exact-product safety net,
+search/safety_net.py) → the weak-match verdict (search/weak_match.py): ``answer``.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from search.narrowing import narrow
 from search.parameters import SearchError, SearchParameters
 from search.policy import SearchPolicy
 from search.ranking import Ranked
-from search.safety_net import pick, reach
+from search.safety_net import cover, goes_first
 from search.voting import blend, vote
 from search.weak_match import is_weak
 
@@ -62,8 +63,8 @@ class SearchResult:
         model_input: the preprocessed network input (size, size, 3); None like ``query``.
         embedding: the query's unit-length embedding.
         timings_ms: milliseconds per step.
-        exact_match: the product the exact-product safety net put first, from a category that was not
-            searched (None when it did not fire).
+        exact_match: the catalogue's nearest product when the exact-product safety net put it first (None when
+            it did not fire: too far, or first already).
         box: the region of the query that was embedded, in pixels of the upload (of ``query`` for
             ``search_images``); None: the whole photo.
         box_source: ``whole photo``, ``shopper`` (the box came with the request) or ``localised`` (the
@@ -268,15 +269,15 @@ class SearchService:
             if scope == Scope.ALL:
                 searched, rule = sorted(revisions), "scope 'all': every category in the catalogue"
             else:
-                searched, rule = narrow(probabilities, policy)
+                searched, rule = cover(*narrow(probabilities, policy), nearest.product.category if nearest else None)
             narrow_ms = lap()
             # Scope 'all' leaves the categories out of the ranking too: distance alone.
             weights = dict(probabilities) if scope == Scope.CATEGORY else None
             matches = self._rank(one.embedding, weights, searched, revisions, k, metric, policy.merge_weight)
             rank_ms = lap()
-            exact = probe(nearest, searched, matches, metric, policy.exact_distance)
+            exact = probe(nearest, matches, metric, policy.exact_distance)
             if exact:
-                matches = [exact, *matches[:k - 1]]
+                matches = [exact, *[m for m in matches if m.product.id != exact.product.id][:k - 1]]
             steps = {**one.timings_ms, "neighbours": neighbours_ms, "narrow": narrow_ms, "rank": rank_ms,
                      "safety_net": lap()}
             results.append(SearchResult(probabilities, searched, rule, matches, metric, scope, policy, one.image,
@@ -341,22 +342,23 @@ class SearchService:
         return matches
 
     def _neighbours(self, embedding: np.ndarray, revisions: dict[str, int], metric: str, voters: int,
-                    probing: bool) -> tuple[dict[str, np.ndarray], dict[str, Match]]:
-        """Over every category, of the products the catalogue still describes: the d² of its ``voters`` nearest by
-        the vectors the vote reads (``search.voting``), and, when ``probing``, its nearest by the vectors searches
-        rank by, as a match (the safety net's candidate). A pass over every stored vector, through the approximate
-        index for large categories: its cost grows with the catalogue."""
-        voted, nearest = {}, {}
-        for category, revision in revisions.items():
+                    probing: bool) -> tuple[dict[str, np.ndarray], Match | None]:
+        """Of the products the catalogue still describes: each category's d² of its ``voters`` nearest by the
+        vectors the vote reads (``search.voting``), and, when ``probing``, the whole catalogue's nearest by the
+        vectors searches rank by (the safety net's). A pass over every stored vector, through the approximate index
+        for large categories: its cost grows with the catalogue."""
+        voted: dict[str, np.ndarray] = {}
+        nearest = None
+        for category, revision in sorted(revisions.items()):
             matrix = self.index.matrix(category, revision)
             if voters:
                 voted[category] = squared_distances(
                     described(matrix, matrix.voters.nearest(embedding, voters, metric)).distances, metric)
             if probing:
                 best = described(matrix, matrix.ranked.nearest(embedding, 1, metric))
-                if len(best.positions):
-                    nearest[category] = Match(matrix.products[int(matrix.product_ids[best.positions[0]])],
-                                              float(best.distances[0]), float(best.similarities[0]))
+                if len(best.positions) and (nearest is None or best.distances[0] < nearest.distance):
+                    nearest = Match(matrix.products[int(matrix.product_ids[best.positions[0]])],
+                                    float(best.distances[0]), float(best.similarities[0]))
         return voted, nearest
 
 
@@ -378,22 +380,13 @@ def described(matrix: CategoryMatrix, ranked: Ranked) -> Ranked:
     return Ranked(ranked.positions[kept], ranked.distances[kept], ranked.similarities[kept])
 
 
-def probe(nearest: dict[str, Match], searched: list[str], matches: list[Match], metric: str,
-          exact_distance: float) -> Match | None:
-    """The exact-product safety net (``search.safety_net``) over each category's nearest product
-    (``SearchService._neighbours``), for the categories not searched."""
-    best = squared_distance(matches[0].distance, metric) if matches else None
-    limit = reach(exact_distance, best)
-    if limit <= 0:
+def probe(nearest: Match | None, matches: list[Match], metric: str, exact_distance: float) -> Match | None:
+    """The exact-product safety net (``search.safety_net``): the catalogue's nearest product
+    (``SearchService._neighbours``) when it goes first and the ranking did not put it there."""
+    if nearest is None or not goes_first(float(squared_distances(np.array([nearest.distance]), metric)[0]),
+                                         exact_distance):
         return None
-    candidates = [match for category, match in sorted(nearest.items()) if category not in searched]
-    chosen = pick([squared_distance(match.distance, metric) for match in candidates], limit)
-    return None if chosen is None else candidates[chosen]
-
-
-def squared_distance(distance: float, metric: str) -> float:
-    """One distance of ``metric`` as the d² of unit vectors."""
-    return float(squared_distances(np.array([distance], np.float32), metric)[0])
+    return None if matches and matches[0].product.id == nearest.product.id else nearest
 
 
 def check_box(box: Box, size: tuple[int, int] | None = None) -> None:

@@ -54,10 +54,10 @@ def catalogue(sqlite_url):
 
 
 def search(store: Store, probabilities: dict[str, float], scope: str = "category", **policy):
-    """One search under ``policy``; the classifier's probabilities alone unless ``vote_weight`` says otherwise, so
-    each rule is seen on its own."""
+    """One search under ``policy``; the classifier's probabilities alone and no safety net unless ``vote_weight``
+    and ``exact_distance`` say otherwise, so each rule is seen on its own."""
     service = SearchService(Scripted(probabilities), store, top_k=10)
-    policy = SearchPolicy(**{"vote_weight": 0.0, **policy})
+    policy = SearchPolicy(**{"vote_weight": 0.0, "exact_distance": 0.0, **policy})
     return service.search_images([Image.new("RGB", (8, 8))], scope=scope, policy=policy)[0]
 
 
@@ -103,18 +103,29 @@ def test_scope_all_ranks_by_distance_alone(catalogue):
 
 
 def test_the_safety_net_puts_a_near_identical_product_of_another_category_first(catalogue):
+    """Narrowing chose A alone; C holds the catalogue's nearest product: C is searched too, and its product goes
+    first although the merge would rank C's products after A's."""
     store = catalogue({"a1": ("A", 0.8), "a2": ("A", 0.9), "c1": ("C", 0.05), "c2": ("C", 0.2)})
-    result = search(store, {"A": 0.95, "C": 0.05}, tau=0.9, exact_distance=0.3)
-    assert result.searched == ["A"]
-    assert [m.product.external_id for m in result.matches] == ["c1", "a1", "a2"]
+    result = search(store, {"A": 0.95, "C": 0.05}, tau=0.9, exact_distance=0.3, merge_weight=0.5)
+    assert result.searched == ["A", "C"] and "C, the category of the catalogue's nearest product" in result.rule
+    assert [m.product.external_id for m in result.matches] == ["c1", "a1", "a2", "c2"]
     assert result.exact_match is result.matches[0] and result.exact_match.distance == pytest.approx(0.05, abs=1e-5)
     assert "safety_net" in result.timings_ms
 
 
-@pytest.mark.parametrize("c1_distance, reach", [(0.5, 0.3), (0.05, 0.0), (0.7, 0.9)])
-def test_the_safety_net_holds_back_when_nothing_is_near_enough(catalogue, c1_distance, reach):
-    """Too far for its reach, switched off, or within reach but not closer than the searched best."""
+@pytest.mark.parametrize("c1_distance, reach, order", [
+    (0.5, 0.3, ["a1", "c1"]),  # too far to go first, but its category is searched and merged
+    (0.05, 0.0, ["a1"]),  # switched off: narrowing alone
+])
+def test_the_safety_net_holds_back_when_nothing_is_near_enough(catalogue, c1_distance, reach, order):
     store = catalogue({"a1": ("A", 0.6), "c1": ("C", c1_distance)})
-    result = search(store, {"A": 0.95, "C": 0.05}, tau=0.9, exact_distance=reach)
+    result = search(store, {"A": 0.95, "C": 0.05}, tau=0.9, exact_distance=reach, merge_weight=0.5)
     assert result.exact_match is None
+    assert [m.product.external_id for m in result.matches] == order
+
+
+def test_the_safety_net_does_not_fire_when_the_nearest_product_is_first_already(catalogue):
+    store = catalogue({"a1": ("A", 0.1), "c1": ("C", 0.3)})
+    result = search(store, {"A": 0.95, "C": 0.05}, tau=0.9, exact_distance=0.8)
+    assert result.exact_match is None and result.searched == ["A"]
     assert [m.product.external_id for m in result.matches] == ["a1"]

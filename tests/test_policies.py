@@ -13,10 +13,11 @@ from search.policy import SearchPolicy
 from search.service import SearchService
 from tests.test_merging import Scripted, catalogue  # noqa: F401 (fixture)
 
-# The classifier's probabilities alone, so that each policy's results below follow from its rules; the last one
-# with the default neighbours' vote.
-POLICIES = [SearchPolicy(tau=0.0, vote_weight=0.0), SearchPolicy(tau=0.9, merge_weight=0.0, vote_weight=0.0),
-            SearchPolicy(tau=0.9, merge_weight=0.5, vote_weight=0.0), SearchPolicy(tau=0.9)]
+# The classifier's probabilities alone, so that each policy's results below follow from its rules: the safety net
+# alone, merging alone at two weights, and the defaults with the neighbours' vote.
+POLICIES = [SearchPolicy(tau=0.0, vote_weight=0.0),
+            SearchPolicy(tau=0.9, merge_weight=0.0, vote_weight=0.0, exact_distance=0.0),
+            SearchPolicy(tau=0.9, merge_weight=0.5, vote_weight=0.0, exact_distance=0.0), SearchPolicy(tau=0.9)]
 
 
 class Counted(Scripted):
@@ -48,7 +49,8 @@ def test_one_look_answers_every_policy_as_its_own_search_would(service):
         searched = service.search_images(pictures, policy=policy)
         assert [names(r) for r in answered] == [names(r) for r in searched]
         assert all(r.policy == policy.applied(service.model.min_similarity) for r in answered)
-    assert [names(r) for r in service.answer(seen, policy=POLICIES[0])] == [["b1", "a1"]] * 2  # the safety net
+    # The safety net: B, the nearest product's category, is searched beside A, and b1 goes first.
+    assert [names(r) for r in service.answer(seen, policy=POLICIES[0])] == [["b1", "a1", "b2"]] * 2
     assert names(service.answer(seen, policy=POLICIES[1])[0]) == ["b1", "a1", "b2"]
     assert names(service.answer(seen, policy=POLICIES[2])[0]) == ["a1", "b1", "b2"]
     assert names(service.answer(seen)[0]) == names(service.search_images(pictures[:1])[0])  # the service's own
@@ -62,9 +64,11 @@ def test_a_sweep_runs_the_network_once_per_query(service, tmp_path):
     evaluations = report.sweep(service, queries, POLICIES, k=3, batch_size=2, progress=False)
     assert service.model.seen == 5
     assert [[names(r) for r in e.results] for e in evaluations] == [
-        [["b1", "a1"]] * 5, [["b1", "a1", "b2"]] * 5, [["a1", "b1", "b2"]] * 5, [["b1", "a1", "b2"]] * 5]
-    # The service's own policy (τ 0.8, merge weight 0.2, no vote): 0.36 − 0.2 ln 0.6 < 0.3025 − 0.2 ln 0.4.
-    assert [names(r) for r in report.run(service, queries, k=3, progress=False).results] == [["a1", "b1", "b2"]] * 5
+        [["b1", "a1", "b2"]] * 5, [["b1", "a1", "b2"]] * 5, [["a1", "b1", "b2"]] * 5, [["b1", "a1", "b2"]] * 5]
+    # The service's own policy (τ 0.8, merge weight 0.2, no vote): 0.36 − 0.2 ln 0.6 < 0.3025 − 0.2 ln 0.4 would put
+    # a1 first, but b1, the catalogue's nearest product, lies within the safety net's 0.8.
+    [result, *_] = report.run(service, queries, k=3, progress=False).results
+    assert names(result) == ["b1", "a1", "b2"] and result.exact_match is result.matches[0]
     assert all(latency > 0 for e in evaluations for latency in e.latency_ms)
 
 

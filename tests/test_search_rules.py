@@ -9,7 +9,7 @@ from config import Settings
 from search.merging import merge, penalty, squared_distances
 from search.narrowing import narrow
 from search.policy import SearchPolicy
-from search.safety_net import pick, reach
+from search.safety_net import cover, goes_first
 from search.voting import blend, vote
 from search.weak_match import is_weak
 
@@ -78,20 +78,17 @@ def test_both_metrics_give_the_same_squared_distances_between_unit_vectors():
         squared_distances(np.array([cosine]), "cosine"))
 
 
-@pytest.mark.parametrize("exact_distance, best_searched, expected", [
-    (0.3, None, 0.09), (0.3, 0.04, 0.04), (0.3, 0.25, 0.09), (0.0, 0.25, 0.0), (-1.0, None, 0.0)])
-def test_the_safety_nets_reach(exact_distance, best_searched, expected):
-    assert reach(exact_distance, best_searched) == pytest.approx(expected)
+@pytest.mark.parametrize("nearest, expected", [("C", ["A", "B", "C"]), ("B", ["A", "B"]), (None, ["A", "B"])])
+def test_the_safety_net_searches_the_nearest_products_category(nearest, expected):
+    searched, rule = cover(["A", "B"], "narrowing's rule", nearest)
+    assert searched == expected
+    assert rule.startswith("narrowing's rule") and ("the catalogue's nearest product" in rule) == (nearest == "C")
 
 
-@pytest.mark.parametrize("squared, limit, expected", [
-    ([0.2, 0.05, 0.05], 0.09, 1),  # the nearest, the first of equals
-    ([0.2, 0.1], 0.09, None),  # nothing near enough
-    ([0.0], 0.0, None),  # switched off
-    ([], 0.09, None),
-])
-def test_the_safety_net_picks_the_nearest_product_within_reach(squared, limit, expected):
-    assert pick(squared, limit) == expected
+@pytest.mark.parametrize("squared, exact_distance, expected", [
+    (0.04, 0.3, True), (0.09, 0.3, False), (0.0, 0.0, False), (0.0, -1.0, False)])
+def test_the_nearest_product_goes_first_within_the_safety_nets_reach(squared, exact_distance, expected):
+    assert goes_first(squared, exact_distance) is expected
 
 
 @pytest.mark.parametrize("best, expected", [(None, True), (59.9, True), (60.0, False), (99.0, False)])
