@@ -18,8 +18,8 @@ from tests.conftest import SLICE_CATEGORIES, copy_slice
 @pytest.fixture
 def service(store, trained_model, fashion_slice):
     Loader(trained_model, store, progress=False).ingest(list_catalogue(fashion_slice))
-    # The top category only: the identities below hold.
-    return SearchService(trained_model, store, policy=SearchPolicy(tau=0.0))
+    # The top category only, the safety net adding none: the identities below hold.
+    return SearchService(trained_model, store, policy=SearchPolicy(tau=0.0, exact_distance=0.0))
 
 
 def test_report_on_held_out_queries(service, tmp_path):
