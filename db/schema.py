@@ -75,7 +75,7 @@ class Feature(Base):
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(VectorBlob)  # little-endian float32: what searches rank by
     # The photo's own embedding, which the neighbours' vote reads (search.voting); NULL in rows stored before it
-    # was (migration 0003): the vote reads their vector.
+    # was (migration 0003): the vote reads their vector until 'lookalike reembed' fills it.
     photo_vector: Mapped[bytes | None] = mapped_column(VectorBlob, nullable=True)
 
 

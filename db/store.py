@@ -217,25 +217,29 @@ class Store:
 
     # --- re-embedding -------------------------------------------------------------------------
 
-    def products_without_vector_count(self, model_version: str) -> int:
+    def products_without_vector_count(self, model_version: str, photos: bool = False) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(count_without_vector(model_version)).scalar_one()
+            return conn.execute(count_without_vector(model_version, photos)).scalar_one()
 
-    def products_without_vector(self, model_version: str, after_id: int, limit: int) -> list[tuple[int, bytes]]:
-        """Images of products that have no vector of ``model_version``, in id order, after ``after_id``."""
-        has_vector = select(Feature.product_id).where(Feature.model_version == model_version)
+    def products_without_vector(self, model_version: str, after_id: int, limit: int,
+                                photos: bool = False) -> list[tuple[int, bytes]]:
+        """Images of products that have no vector of ``model_version`` (with ``photos``: or no photo vector beside
+        it), in id order, after ``after_id``."""
         with self._session() as session:
             rows = session.execute(
                 select(Product.id, Product.image)
-                .where(Product.id > after_id, Product.id.not_in(has_vector))
+                .where(Product.id > after_id, lacking(model_version, photos))
                 .order_by(Product.id).limit(limit)).all()
         return [(row.id, row.image) for row in rows]
 
     def put_vectors(self, vectors: Mapping[int, np.ndarray], model_version: str,
                     photo_vectors: Mapping[int, np.ndarray] | None = None) -> None:
-        """Store products' vectors of ``model_version`` (and their photos' own embeddings, as ``NewProduct``)."""
+        """Store products' vectors of ``model_version`` (and their photos' own embeddings, as ``NewProduct``),
+        in place of any they had."""
         photo_vectors = photo_vectors or {}
         with self._session.begin() as session:
+            session.execute(delete(Feature).where(Feature.model_version == model_version,
+                                                  Feature.product_id.in_(list(vectors))))
             session.execute(insert(Feature), [
                 feature_row(product_id, model_version, vector, photo_vectors.get(product_id))
                 for product_id, vector in vectors.items()
@@ -481,10 +485,18 @@ def feature_row(product_id: int, model_version: str, vector: np.ndarray, photo_v
             "photo_vector": None if photo_vector is None else encode_vector(photo_vector)}
 
 
-def count_without_vector(model_version: str):
-    """The query counting products that have no vector of ``model_version``."""
-    return select(func.count(Product.id)).where(Product.id.not_in(
-        select(Feature.product_id).where(Feature.model_version == model_version)))
+def lacking(model_version: str, photos: bool = False):
+    """The condition on ``Product.id``: no vector of ``model_version`` (with ``photos``: or none with the photo's own
+    embedding beside it, as rows stored before migration 0003 are)."""
+    complete = select(Feature.product_id).where(Feature.model_version == model_version)
+    if photos:
+        complete = complete.where(Feature.photo_vector.is_not(None))
+    return Product.id.not_in(complete)
+
+
+def count_without_vector(model_version: str, photos: bool = False):
+    """The query counting products that ``lacking`` selects."""
+    return select(func.count(Product.id)).where(lacking(model_version, photos))
 
 
 def _some(values: Sequence, shown: int = 5) -> str:

@@ -174,7 +174,9 @@ class Loader:
         ]
 
     def reembed(self) -> dict[str, dict[str, int]]:
-        """Give every stored product a vector of each of the loader's models; counts by version.
+        """Give every stored product a vector of each of the loader's models; counts by version. A model whose
+        vectors hold views also re-embeds the products stored without the photo's own embedding beside their vector
+        (before migration 0003), so the neighbours' vote reads it for them too.
 
         Other versions' vectors are left alone (a serving process may still be using them: pruning is the
         registry's, on request). Resumable: only products still lacking a vector are read, so a re-run continues.
@@ -184,9 +186,11 @@ class Loader:
     def _reembed(self, model: Network) -> dict[str, int]:
         counts: Counter[str] = Counter(embedded=0)
         after_id = 0
-        total = self.store.products_without_vector_count(model.version)
+        # Rows stored before migration 0003 lack the photo's own embedding.
+        with_photos = model.card.gallery_views > 0
+        total = self.store.products_without_vector_count(model.version, with_photos)
         with tqdm(total=total, unit="img", desc=f"embed {model.version}", disable=not self.progress) as bar:
-            while rows := self.store.products_without_vector(model.version, after_id, self.batch_size):
+            while rows := self.store.products_without_vector(model.version, after_id, self.batch_size, with_photos):
                 after_id = rows[-1][0]
                 ids, inputs = [], []
                 for product_id, data in rows:

@@ -4,9 +4,11 @@ import shutil
 
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 from catalogue.folder import list_catalogue, load_metadata
 from config import DEFAULTS
+from db.schema import Feature
 from db.store import Store
 from images.decoding import decode_image
 from ingest.loader import Loader
@@ -123,6 +125,20 @@ def test_reembed_gives_every_product_a_vector_of_the_new_model_and_keeps_the_old
     for stored, again in zip(store.category_vectors("Watches", trained_model.version)[1:],
                              store.category_vectors("Watches", "next-version")[1:]):
         assert np.allclose(stored, again, atol=1e-5)
+
+
+def test_reembed_gives_rows_stored_before_photo_vectors_theirs(store, trained_model, fashion_slice):
+    Loader(trained_model, store, batch_size=16, progress=False).ingest(list_catalogue(fashion_slice))
+    _, vectors, photos = store.category_vectors("Watches", trained_model.version)
+    with store.engine.begin() as conn:  # as the loader before migration 0003 left them
+        conn.execute(update(Feature).values(photo_vector=None))
+    assert (store.category_vectors("Watches", trained_model.version)[2] == vectors).all()  # the vote reads the vector
+    assert Loader(trained_model, store, batch_size=16, progress=False).reembed() == {
+        trained_model.version: {"embedded": 48}}
+    assert store.vector_counts() == {trained_model.version: 48}  # replaced, not added
+    _, again, voters = store.category_vectors("Watches", trained_model.version)
+    assert np.allclose(again, vectors, atol=1e-5) and np.allclose(voters, photos, atol=1e-5)
+    assert Loader(trained_model, store, progress=False).reembed() == {trained_model.version: {"embedded": 0}}
 
 
 def test_ingest_while_a_swap_is_pending_writes_both_versions(store, trained_model, fashion_slice):

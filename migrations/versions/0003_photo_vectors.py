@@ -2,7 +2,7 @@
 
 A stored vector holds the photo's augmented views as well (model.gallery), which finds the exact product more often
 but speaks less well for its category. Rows stored before this revision have none: the vote reads their vector, as
-it did, until the product is embedded again by a new model.
+it did, until `lookalike reembed` gives them one (for a model whose vectors hold views).
 
 Revision ID: 0003
 Revises: 0002
