@@ -351,11 +351,13 @@ class SearchService:
         nearest = None
         for category, revision in sorted(revisions.items()):
             matrix = self.index.matrix(category, revision)
-            if voters:
-                voted[category] = squared_distances(
-                    described(matrix, matrix.voters.nearest(embedding, voters, metric)).distances, metric)
+            found = described(matrix, matrix.voters.nearest(embedding, voters, metric)) if voters else None
+            if found is not None:
+                voted[category] = squared_distances(found.distances, metric)
             if probing:
-                best = described(matrix, matrix.ranked.nearest(embedding, 1, metric))
+                # Where the vote reads the very vectors searches rank by, its pass found the nearest already.
+                best = (found if found is not None and matrix.voters is matrix.ranked
+                        else described(matrix, matrix.ranked.nearest(embedding, 1, metric)))
                 if len(best.positions) and (nearest is None or best.distances[0] < nearest.distance):
                     nearest = Match(matrix.products[int(matrix.product_ids[best.positions[0]])],
                                     float(best.distances[0]), float(best.similarities[0]))
