@@ -62,15 +62,16 @@ def _load(path, settings: Settings, batch_work: bool) -> Network:
 
 
 def build_service(settings: Settings, network: Network | None = None, store: Store | None = None) -> SearchService:
-    """The search service with the settings' defaults; the network is warmed up so the first search is not slow."""
+    """The search service with the settings' defaults, warmed up so the first search is not slow."""
     store = store or open_store(settings)
     network = network or open_network(settings, store=store)
-    network.warm_up()
-    return SearchService(network, store, settings.top_k, settings.metric, settings.scope,
-                         settings.max_image_pixels, policy=SearchPolicy.from_settings(settings),
-                         localise_max_share=settings.localise_max_share,
-                         localise_threshold=settings.localise_threshold,
-                         ann=AnnPolicy(settings.ann_min_vectors, settings.ann_nprobe))
+    service = SearchService(network, store, settings.top_k, settings.metric, settings.scope,
+                            settings.max_image_pixels, policy=SearchPolicy.from_settings(settings),
+                            localise_max_share=settings.localise_max_share,
+                            localise_threshold=settings.localise_threshold,
+                            ann=AnnPolicy(settings.ann_min_vectors, settings.ann_nprobe))
+    service.warm_up()
+    return service
 
 
 def live_service(settings: Settings, service: SearchService | None = None) -> LiveService:

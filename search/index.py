@@ -79,6 +79,11 @@ class VectorIndex:
     def revisions(self) -> dict[str, int]:
         return self.store.category_revisions()
 
+    def load_all(self) -> None:
+        """Read every category's vectors now: each search's vote and safety net pass over all of them."""
+        for category, revision in self.revisions().items():
+            self.matrix(category, revision)
+
     def matrix(self, category: str, revision: int) -> CategoryMatrix:
         """The category's vectors as of ``revision`` (from the cache when it is current)."""
         cached = self._cache.get(category)

@@ -167,6 +167,11 @@ class SearchService:
         self.localise_max_share = localise_max_share
         self.localise_threshold = localise_threshold
 
+    def warm_up(self) -> None:
+        """Run the network once and read the catalogue's vectors now, so the first shopper waits for neither."""
+        self.model.warm_up()
+        self.index.load_all()
+
     def search(self, image: bytes, k: int | None = None, metric: str | None = None,
                scope: str | None = None, box: Box | None = None, policy: SearchPolicy | None = None) -> SearchResult:
         """Search the catalogue for products that look like ``image`` (untrusted bytes), or like the part of it

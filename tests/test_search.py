@@ -59,6 +59,16 @@ def test_the_cache_sees_new_products(service, store, trained_model, fashion_slic
     assert len(service.search(query).matches) == 15
 
 
+def test_warming_up_reads_the_catalogue_before_the_first_search(service, store, fashion_slice, monkeypatch):
+    reads = []
+    real = store.category_vectors
+    monkeypatch.setattr(store, "category_vectors", lambda *args: reads.append(args[0]) or real(*args))
+    service.warm_up()
+    assert sorted(reads) == ["Backpacks", "Heels", "Sunglasses", "Watches"]
+    service.search(sorted((fashion_slice / "Heels").glob("*.jpg"))[0].read_bytes())
+    assert len(reads) == 4  # the search found every category in the cache
+
+
 @pytest.mark.parametrize("kwargs, message", [({"k": 0}, "k must be"), ({"k": 10_000}, "k must be"),
                                              ({"metric": "manhattan"}, "metric"), ({"scope": "world"}, "scope")])
 def test_bad_parameters_are_refused(service, fashion_slice, kwargs, message):
