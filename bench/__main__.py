@@ -250,7 +250,7 @@ def run(sizes: Sizes, catalogue: Path, queries_dir: Path, work: Path, machine: M
                        + markdown_table(["layout", "QPS", "resident memory, all workers"],
                                         [(f"{w} × {t}", f"{q:.1f}", f"{m / 2**20:.0f} MiB") for w, t, q, m in layouts]))
         say("   real embeddings for the approximate index")
-        real_vectors = np.concatenate([store.category_vectors(c, model.version)[1] for c in sorted(categories)])
+        real_vectors = np.concatenate([store.category_vectors(c, model.version).vectors for c in sorted(categories)])
         real_pictures = [decode_image(q, DEFAULTS.max_image_pixels).rgb for q in _evenly(queries, 50)]
         real_queries = model.predict(model.arrays(real_pictures)).embeddings
         store.engine.dispose()

@@ -80,6 +80,18 @@ class ProductInfo:
 
 
 @dataclass(frozen=True)
+class CategoryVectors:
+    """A category's vectors of one model version and the products they describe, read in one statement so that
+    they agree with each other and with ``revision`` (None when the category holds no such vector)."""
+
+    revision: int | None
+    ids: np.ndarray  # (n,) int64, ascending
+    vectors: np.ndarray  # (n, dim) float32: what searches rank by
+    voters: np.ndarray  # (n, dim) float32: what the neighbours' vote reads (the photos' own embeddings, or the vectors)
+    products: dict[int, ProductInfo]  # by product id
+
+
+@dataclass(frozen=True)
 class ProductDetail:
     """A product as an admin sees it: its description, its image's facts and its vectors' model versions."""
 
@@ -254,35 +266,39 @@ class Store:
         with self.engine.connect() as conn:
             return dict(conn.execute(select(Category.name, Category.revision)).all())
 
-    def category_vectors(self, category: str, model_version: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Product ids, their vectors of one model version in one category and the vectors the neighbours' vote
-        reads (the photos' own embeddings, or the vectors where none is stored), as float32 matrices."""
+    def category_vectors(self, category: str, model_version: str) -> CategoryVectors:
+        """One category's vectors of one model version, the vectors the neighbours' vote reads, its products'
+        descriptions and its revision, from one consistent read."""
         with self._session() as session:
             rows = session.execute(
-                select(Feature.product_id, Feature.dim, Feature.vector,
-                       func.coalesce(Feature.photo_vector, Feature.vector).label("voter"))
+                select(Category.name, Category.revision, Feature.product_id, Feature.dim, Feature.vector,
+                       func.coalesce(Feature.photo_vector, Feature.vector).label("voter"),
+                       Product.external_id, Product.metadata_, Product.width, Product.height)
                 .join(Product, Product.id == Feature.product_id)
                 .join(Category, Category.id == Product.category_id)
                 .where(Category.name == category, Feature.model_version == model_version)
                 .order_by(Feature.product_id)).all()
         if not rows:
             empty = np.zeros((0, 0), dtype=np.float32)
-            return np.zeros(0, dtype=np.int64), empty, empty
+            return CategoryVectors(None, np.zeros(0, dtype=np.int64), empty, empty, {})
         dims = {row.dim for row in rows}
         if len(dims) != 1:
             raise ValueError(f"category {category!r} holds vectors of several sizes {sorted(dims)} for one model")
         ids = np.fromiter((row.product_id for row in rows), dtype=np.int64, count=len(rows))
         dim = dims.pop()
-        return ids, decode_vectors([row.vector for row in rows], dim), decode_vectors([row.voter for row in rows], dim)
+        products = {row.product_id: ProductInfo(row.product_id, row.external_id, row.name, row.metadata_ or {},
+                                                row.width, row.height) for row in rows}
+        return CategoryVectors(rows[0].revision, ids, decode_vectors([row.vector for row in rows], dim),
+                               decode_vectors([row.voter for row in rows], dim), products)
 
     def products(self, ids: Iterable[int]) -> dict[int, ProductInfo]:
         wanted = [int(i) for i in ids]
         with self._session() as session:
-            rows = session.execute(
+            rows = [row for start in range(0, len(wanted), CHUNK) for row in session.execute(
                 select(Product.id, Product.external_id, Category.name, Product.metadata_,
                        Product.width, Product.height)
                 .join(Category, Category.id == Product.category_id)
-                .where(Product.id.in_(wanted))).all()
+                .where(Product.id.in_(wanted[start:start + CHUNK]))).all()]
         return {row.id: ProductInfo(row.id, row.external_id, row.name, row.metadata_ or {}, row.width, row.height)
                 for row in rows}
 

@@ -87,17 +87,18 @@ class VectorIndex:
     def matrix(self, category: str, revision: int) -> CategoryMatrix:
         """The category's vectors as of ``revision`` (from the cache when it is current)."""
         cached = self._cache.get(category)
-        if cached is not None and cached.revision == revision:
-            return cached
+        if cached is not None and cached.revision >= revision:
+            return cached  # revisions only grow: what a later search loaded serves one that read them earlier
         with self._lock:
             cached = self._cache.get(category)
-            if cached is None or cached.revision != revision:
-                ids, vectors, photos = self.store.category_vectors(category, self.model_version)
-                ranked = Vectors.exact(vectors)
-                voters = ranked if np.array_equal(vectors, photos) else Vectors.exact(photos)
-                cached = CategoryMatrix(revision, ids, ranked, voters, self.store.products(ids))
+            if cached is None or cached.revision < revision:
+                found = self.store.category_vectors(category, self.model_version)
+                ranked = Vectors.exact(found.vectors)
+                voters = ranked if np.array_equal(found.vectors, found.voters) else Vectors.exact(found.voters)
+                cached = CategoryMatrix(revision if found.revision is None else found.revision, found.ids, ranked,
+                                        voters, found.products)
                 self._cache[category] = cached
-                if self.ann.applies(len(ids)):
+                if self.ann.applies(len(found.ids)):
                     self._build_index(category, cached)
             return cached
 
@@ -109,6 +110,8 @@ class VectorIndex:
             return Vectors(None, None, IvfIndex(vectors.matrix, self.ann.nprobe))
 
         def build() -> None:
+            if self._cache.get(category) is not exact:
+                return  # a newer load replaced it while this build waited
             try:
                 ranked = indexed(exact.ranked)
                 voters = ranked if exact.voters is exact.ranked else indexed(exact.voters)

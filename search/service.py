@@ -24,13 +24,12 @@ from db.store import ProductInfo, Store
 from images.decoding import decode_image
 from model.inference import Network
 from search.ann import AnnPolicy
-from search.index import CategoryMatrix, VectorIndex
+from search.index import VectorIndex
 from search.localisation import MARGIN, Box, Localisation, localise
 from search.merging import merge, squared_distances
 from search.narrowing import narrow
 from search.parameters import SearchError, SearchParameters
 from search.policy import SearchPolicy
-from search.ranking import Ranked
 from search.safety_net import cover, goes_first
 from search.voting import blend, vote
 from search.weak_match import is_weak
@@ -341,28 +340,27 @@ class SearchService:
         for category, position in merge(squared, probabilities, merge_weight, k):
             matrix, ranked = found[category]
             pid = int(matrix.product_ids[ranked.positions[position]])
-            if pid in matrix.products:
-                matches.append(Match(matrix.products[pid], float(ranked.distances[position]),
-                                     float(ranked.similarities[position])))
+            matches.append(Match(matrix.products[pid], float(ranked.distances[position]),
+                                 float(ranked.similarities[position])))
         return matches
 
     def _neighbours(self, embedding: np.ndarray, revisions: dict[str, int], metric: str, voters: int,
                     probing: bool) -> tuple[dict[str, np.ndarray], Match | None]:
-        """Of the products the catalogue still describes: each category's d² of its ``voters`` nearest by the
-        vectors the vote reads (``search.voting``), and, when ``probing``, the whole catalogue's nearest by the
-        vectors searches rank by (the safety net's). A pass over every stored vector, through the approximate index
-        for large categories: its cost grows with the catalogue."""
+        """Each category's d² of its ``voters`` nearest by the vectors the vote reads (``search.voting``), and,
+        when ``probing``, the whole catalogue's nearest by the vectors searches rank by (the safety net's). A pass
+        over every stored vector, through the approximate index for large categories: its cost grows with the
+        catalogue."""
         voted: dict[str, np.ndarray] = {}
         nearest = None
         for category, revision in sorted(revisions.items()):
             matrix = self.index.matrix(category, revision)
-            found = described(matrix, matrix.voters.nearest(embedding, voters, metric)) if voters else None
+            found = matrix.voters.nearest(embedding, voters, metric) if voters else None
             if found is not None:
                 voted[category] = squared_distances(found.distances, metric)
             if probing:
                 # Where the vote reads the very vectors searches rank by, its pass found the nearest already.
                 best = (found if found is not None and matrix.voters is matrix.ranked
-                        else described(matrix, matrix.ranked.nearest(embedding, 1, metric)))
+                        else matrix.ranked.nearest(embedding, 1, metric))
                 if len(best.positions) and (nearest is None or best.distances[0] < nearest.distance):
                     nearest = Match(matrix.products[int(matrix.product_ids[best.positions[0]])],
                                     float(best.distances[0]), float(best.similarities[0]))
@@ -379,12 +377,6 @@ class Laps:
         now, then = time.perf_counter(), self._last
         self._last = now
         return (now - then) * 1000.0
-
-
-def described(matrix: CategoryMatrix, ranked: Ranked) -> Ranked:
-    """The ranked products the catalogue still describes (one deleted since its category was cached is not)."""
-    kept = np.array([pid in matrix.products for pid in matrix.product_ids[ranked.positions].tolist()], bool)
-    return Ranked(ranked.positions[kept], ranked.distances[kept], ranked.similarities[kept])
 
 
 def probe(nearest: Match | None, matches: list[Match], metric: str, exact_distance: float) -> Match | None:

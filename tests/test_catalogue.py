@@ -34,7 +34,7 @@ def test_deleting_products_takes_their_vectors_and_moves_the_revision(store, bag
     after = store.category_revisions()
     assert after["Bags"] > before["Bags"] and after["Caps"] == before["Caps"]
     assert store.vector_counts() == {"v1": 2}
-    assert store.category_vectors("Bags", "v1")[0].tolist() == [bags_and_caps["b"]]
+    assert store.category_vectors("Bags", "v1").ids.tolist() == [bags_and_caps["b"]]
 
 
 def test_an_unknown_id_deletes_nothing(store, bags_and_caps):

@@ -34,9 +34,10 @@ def test_ingest_then_reingest_adds_nothing(store, trained_model, fashion_slice):
                                                                   trained_model.input_size, sha,
                                                                   trained_model.card.gallery_views)[None])
     [product_id] = store.ids_of([files[0].external_id])
-    ids, vectors, voters = store.category_vectors(files[0].category, trained_model.version)
-    [position] = np.flatnonzero(ids == product_id)
-    assert np.allclose(vectors[position], vector[0], atol=1e-5) and np.allclose(voters[position], photo[0], atol=1e-5)
+    found = store.category_vectors(files[0].category, trained_model.version)
+    [position] = np.flatnonzero(found.ids == product_id)
+    assert np.allclose(found.vectors[position], vector[0], atol=1e-5)
+    assert np.allclose(found.voters[position], photo[0], atol=1e-5)
     assert not np.allclose(vector[0], photo[0], atol=1e-3)
 
 
@@ -99,8 +100,7 @@ def test_borobudur_narratives_are_joined_by_file_name(store, trained_model, tmp_
     metadata = load_metadata(source / "narasi-karmawibhangga.csv", files)
     assert {f.category for f in files} == {"Karmawibhangga"} and len(metadata) == 3
     Loader(trained_model, store, progress=False).ingest(files, metadata)
-    ids = store.category_vectors("Karmawibhangga", trained_model.version)[0]
-    stories = [p.metadata for p in store.products(ids).values()]
+    stories = [p.metadata for p in store.category_vectors("Karmawibhangga", trained_model.version).products.values()]
     assert all(s["Tema"] and s["Narasi"] and s["Makna moral"] for s in stories)
 
 
@@ -122,22 +122,21 @@ def test_reembed_gives_every_product_a_vector_of_the_new_model_and_keeps_the_old
     assert store.vector_counts() == {trained_model.version: 48, "next-version": 48}  # still served meanwhile
     assert Loader(newer, store, progress=False).reembed() == {"next-version": {"embedded": 0}}
     # The same network, the same views (seeded by the photo): the vectors ingest stored.
-    for stored, again in zip(store.category_vectors("Watches", trained_model.version)[1:],
-                             store.category_vectors("Watches", "next-version")[1:]):
-        assert np.allclose(stored, again, atol=1e-5)
+    stored, again = (store.category_vectors("Watches", version) for version in (trained_model.version, "next-version"))
+    assert np.allclose(stored.vectors, again.vectors, atol=1e-5) and np.allclose(stored.voters, again.voters, atol=1e-5)
 
 
 def test_reembed_gives_rows_stored_before_photo_vectors_theirs(store, trained_model, fashion_slice):
     Loader(trained_model, store, batch_size=16, progress=False).ingest(list_catalogue(fashion_slice))
-    _, vectors, photos = store.category_vectors("Watches", trained_model.version)
+    before = store.category_vectors("Watches", trained_model.version)
     with store.engine.begin() as conn:  # as the loader before migration 0003 left them
         conn.execute(update(Feature).values(photo_vector=None))
-    assert (store.category_vectors("Watches", trained_model.version)[2] == vectors).all()  # the vote reads the vector
+    assert (store.category_vectors("Watches", trained_model.version).voters == before.vectors).all()  # the vector
     assert Loader(trained_model, store, batch_size=16, progress=False).reembed() == {
         trained_model.version: {"embedded": 48}}
     assert store.vector_counts() == {trained_model.version: 48}  # replaced, not added
-    _, again, voters = store.category_vectors("Watches", trained_model.version)
-    assert np.allclose(again, vectors, atol=1e-5) and np.allclose(voters, photos, atol=1e-5)
+    after = store.category_vectors("Watches", trained_model.version)
+    assert np.allclose(after.vectors, before.vectors, atol=1e-5) and np.allclose(after.voters, before.voters, atol=1e-5)
     assert Loader(trained_model, store, progress=False).reembed() == {trained_model.version: {"embedded": 0}}
 
 
@@ -148,7 +147,7 @@ def test_ingest_while_a_swap_is_pending_writes_both_versions(store, trained_mode
     report = Loader(trained_model, store, batch_size=16, progress=False, more_models=[newer]).ingest(files)
     assert (report.added, report.present) == (28, 20)
     assert store.vector_counts() == {trained_model.version: 48, "next-version": 28}
-    [added] = store.category_vectors(files[-1].category, "next-version")[0][-1:].tolist()
+    [added] = store.category_vectors(files[-1].category, "next-version").ids[-1:].tolist()
     old, new = store.vector(added, trained_model.version), store.vector(added, "next-version")
     assert old is not None and (old == new).all()  # the same network: the same vector under each version
 

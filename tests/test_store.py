@@ -20,11 +20,13 @@ def test_products_are_stored_once_with_their_vectors(store):
     assert len(store.add_products(items)) == 3
     assert store.add_products(items) == []  # the same images again: nothing added
     assert store.category_counts() == {"Bags": 2, "Caps": 1}
-    ids, matrix, voters = store.category_vectors("Bags", "v1")
-    assert matrix.dtype == np.float32 and matrix.shape == (2, 3)
-    np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 0]])
-    np.testing.assert_array_equal(voters, matrix)  # no photo vector stored: the vote reads the vector
-    assert store.image(int(ids[0])) == (b"image bytes of a", "image/jpeg")
+    found = store.category_vectors("Bags", "v1")
+    assert found.vectors.dtype == np.float32 and found.vectors.shape == (2, 3)
+    np.testing.assert_array_equal(found.vectors, [[1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(found.voters, found.vectors)  # no photo vector stored: the vote reads the vector
+    assert [found.products[pid].external_id for pid in found.ids.tolist()] == ["a", "b"]
+    assert found.revision == store.category_revisions()["Bags"]
+    assert store.image(int(found.ids[0])) == (b"image bytes of a", "image/jpeg")
 
 
 def test_duplicates_within_one_batch_are_stored_once(store):
@@ -42,13 +44,13 @@ def test_vectors_are_little_endian_float32_blobs(store):
 def test_the_vote_reads_each_photos_own_vector_where_one_is_stored(store):
     with_photo = replace(product("Bags", "a", [0.5, 0.75]), photo_vectors={"v1": np.array([1, 0], np.float32)})
     store.add_products([with_photo, product("Bags", "b", [0, 1])])
-    ids, vectors, voters = store.category_vectors("Bags", "v1")
-    np.testing.assert_array_equal(vectors, [[0.5, 0.75], [0, 1]])
-    np.testing.assert_array_equal(voters, [[1, 0], [0, 1]])
-    store.put_vectors({int(ids[0]): np.array([0, 1], np.float32), int(ids[1]): np.array([1, 0], np.float32)}, "v2",
-                      {int(ids[1]): np.array([0.25, 0.5], np.float32)})
-    _, vectors, voters = store.category_vectors("Bags", "v2")
-    np.testing.assert_array_equal(voters, [[0, 1], [0.25, 0.5]])
+    found = store.category_vectors("Bags", "v1")
+    np.testing.assert_array_equal(found.vectors, [[0.5, 0.75], [0, 1]])
+    np.testing.assert_array_equal(found.voters, [[1, 0], [0, 1]])
+    first, second = found.ids.tolist()
+    store.put_vectors({first: np.array([0, 1], np.float32), second: np.array([1, 0], np.float32)}, "v2",
+                      {second: np.array([0.25, 0.5], np.float32)})
+    np.testing.assert_array_equal(store.category_vectors("Bags", "v2").voters, [[0, 1], [0.25, 0.5]])
 
 
 def test_revision_moves_with_every_change_of_a_category(store):
@@ -61,8 +63,8 @@ def test_revision_moves_with_every_change_of_a_category(store):
 
 def test_model_versions_are_never_mixed(store):
     store.add_products([product("Bags", "a", [1, 0]), product("Bags", "b", [0, 1])])
-    ids, _, _ = store.category_vectors("Bags", "v2")
-    assert len(ids) == 0
+    found = store.category_vectors("Bags", "v2")
+    assert len(found.ids) == 0 and found.products == {} and found.revision is None
     missing = store.products_without_vector("v2", after_id=0, limit=10)
     assert [image for _, image in missing] == [b"image bytes of a", b"image bytes of b"]
     store.put_vectors({pid: np.array([0.5, 0.5], np.float32) for pid, _ in missing}, "v2")
@@ -72,5 +74,6 @@ def test_model_versions_are_never_mixed(store):
 def test_metadata_with_quotes_and_unicode_round_trips(store):
     metadata = {"Narasi": "Relief «Kāma» — it's \"quoted\"; DROP TABLE products; --", "emoji": "👜"}
     store.add_products([product("Tas'; --", "x'y", [1, 0], metadata)])
-    [(pid, info)] = store.products(store.category_vectors("Tas'; --", "v1")[0]).items()
+    [(pid, info)] = store.category_vectors("Tas'; --", "v1").products.items()
     assert info.metadata == metadata and info.category == "Tas'; --" and info.external_id == "x'y"
+    assert store.products([pid]) == {pid: info}
