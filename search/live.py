@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -16,6 +17,8 @@ from db.registry import ModelRegistry
 from search.service import SearchService
 
 log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 30.0  # a version that failed to load (a database blip, files still being copied) is tried again
 
 
 class LiveService:
@@ -25,14 +28,19 @@ class LiveService:
         service: the service to start with (the active version's, or the only model's before any is registered).
         registry: where the active version is read.
         load: builds the service of a version.
+        retry_seconds: how long a version that failed to load is left alone before a request tries it again.
+        clock: seconds, monotonic (tests pass their own).
     """
 
-    def __init__(self, service: SearchService, registry: ModelRegistry, load: Callable[[str], SearchService]):
+    def __init__(self, service: SearchService, registry: ModelRegistry, load: Callable[[str], SearchService],
+                 retry_seconds: float = RETRY_SECONDS, clock: Callable[[], float] = time.monotonic):
         self._service = service
         self.registry = registry
         self._load = load
+        self._retry_seconds = retry_seconds
+        self._clock = clock
         self._loading = threading.Lock()
-        self._failed: set[str] = set()
+        self._failed: dict[str, float] = {}  # version → when loading it last failed
 
     def current(self) -> SearchService:
         """The service to run this request on: the active version's as soon as it is loaded."""
@@ -48,16 +56,20 @@ class LiveService:
         return service
 
     def _switch(self, version: str) -> SearchService:
-        if version in self._failed or not self._loading.acquire(blocking=False):
-            return self._service  # another request is loading it, or it cannot be loaded here
+        failed = self._failed.get(version)
+        if failed is not None and self._clock() - failed < self._retry_seconds:
+            return self._service  # it failed a moment ago
+        if not self._loading.acquire(blocking=False):
+            return self._service  # another request is loading it
         try:
             if self._service.model.version != version:
                 self._service = self._load(version)
+                self._failed.pop(version, None)
                 log.info("now serving model %s", version)
         except Exception:  # the previous model keeps serving rather than every search failing
-            log.exception("cannot load model %s; still serving %s (restart to try again)", version,
-                          self._service.model.version)
-            self._failed.add(version)
+            log.exception("cannot load model %s; still serving %s (trying again in %.0f s)", version,
+                          self._service.model.version, self._retry_seconds)
+            self._failed[version] = self._clock()
         finally:
             self._loading.release()
         return self._service

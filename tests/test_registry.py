@@ -83,17 +83,24 @@ def test_a_renamed_category_is_predicted_under_its_new_name(store):
     assert live.current().model.categories == ["Handbags", "Caps"]
 
 
-def test_a_version_that_cannot_be_loaded_leaves_the_old_one_serving(store):
+def test_a_version_that_cannot_be_loaded_leaves_the_old_one_serving_and_is_tried_again_later(store):
     registry = ModelRegistry(store)
     registry.register("v2", "small_cnn", ["Bags", "Caps"])
     registry.activate("v2")
-    attempts = []
+    attempts, now = [], [0.0]
+    second = network("v2")
 
     def load(version):
         attempts.append(version)
-        raise FileNotFoundError(f"no files for {version}")
+        if len(attempts) == 1:
+            raise ConnectionError("the database went away for a moment")
+        return SearchService(second, store)
 
     first = network("v1")
-    live = LiveService(SearchService(first, store), registry, load)
+    live = LiveService(SearchService(first, store), registry, load, retry_seconds=30, clock=lambda: now[0])
     assert live.current().model is first and live.current().model is first
+    now[0] = 29.0
+    assert live.current().model is first
     assert attempts == ["v2"]  # tried once, not on every search
+    now[0] = 31.0
+    assert live.current().model is second and live.current().model is second and attempts == ["v2", "v2"]
