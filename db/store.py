@@ -245,19 +245,24 @@ class Store:
         return [(row.id, row.image) for row in rows]
 
     def put_vectors(self, vectors: Mapping[int, np.ndarray], model_version: str,
-                    photo_vectors: Mapping[int, np.ndarray] | None = None) -> None:
+                    photo_vectors: Mapping[int, np.ndarray] | None = None) -> int:
         """Store products' vectors of ``model_version`` (and their photos' own embeddings, as ``NewProduct``),
-        in place of any they had."""
+        in place of any they had; how many were stored (a product deleted meanwhile gets none)."""
         photo_vectors = photo_vectors or {}
         with self._session.begin() as session:
+            # Locked, so that a product cannot be deleted between this read and the insert.
+            present = session.execute(select(Product.id, Product.category_id)
+                                      .where(Product.id.in_(list(vectors))).with_for_update()).all()
+            ids = [row.id for row in present]
             session.execute(delete(Feature).where(Feature.model_version == model_version,
-                                                  Feature.product_id.in_(list(vectors))))
-            session.execute(insert(Feature), [
-                feature_row(product_id, model_version, vector, photo_vectors.get(product_id))
-                for product_id, vector in vectors.items()
-            ])
-            self._bump(session, session.scalars(
-                select(Product.category_id).where(Product.id.in_(list(vectors))).distinct()))
+                                                  Feature.product_id.in_(ids)))
+            if ids:
+                session.execute(insert(Feature), [
+                    feature_row(product_id, model_version, vectors[product_id], photo_vectors.get(product_id))
+                    for product_id in ids
+                ])
+            self._bump(session, {row.category_id for row in present})
+        return len(ids)
 
     # --- search -------------------------------------------------------------------------------
 

@@ -204,7 +204,7 @@ class Loader:
                                                  model.card.gallery_views))
                 if ids:
                     vectors, photos = gallery_vectors(model, np.stack(inputs))
-                    self.store.put_vectors(dict(zip(ids, vectors)), model.version, dict(zip(ids, photos)))
-                counts["embedded"] += len(ids)
+                    counts["embedded"] += self.store.put_vectors(dict(zip(ids, vectors)), model.version,
+                                                                 dict(zip(ids, photos)))
                 bar.update(len(rows))
         return dict(counts)

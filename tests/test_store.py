@@ -53,6 +53,17 @@ def test_the_vote_reads_each_photos_own_vector_where_one_is_stored(store):
     np.testing.assert_array_equal(store.category_vectors("Bags", "v2").voters, [[0, 1], [0.25, 0.5]])
 
 
+def test_a_product_deleted_while_it_was_embedded_gets_no_vector(store):
+    store.add_products([product("Bags", "a", [1, 0]), product("Bags", "b", [0, 1])])
+    kept, deleted = store.category_vectors("Bags", "v1").ids.tolist()
+    store.delete_products([deleted])
+    before = store.category_revisions()["Bags"]
+    assert store.put_vectors({kept: np.array([0, 1], np.float32), deleted: np.array([1, 0], np.float32)}, "v2") == 1
+    assert store.category_vectors("Bags", "v2").ids.tolist() == [kept]
+    assert store.category_revisions()["Bags"] > before
+    assert store.put_vectors({deleted: np.array([1, 0], np.float32)}, "v2") == 0
+
+
 def test_revision_moves_with_every_change_of_a_category(store):
     store.add_products([product("Bags", "a", [1, 0])])
     before = store.category_revisions()
