@@ -6,6 +6,8 @@ that product goes first when it lies within the policy's ``exact_distance``, wha
 """
 from __future__ import annotations
 
+from config.choices import Metric
+
 
 def cover(searched: list[str], rule: str, nearest_category: str | None) -> tuple[list[str], str]:
     """The categories narrowing chose, with the nearest product's category added when it is not among them, and the
@@ -19,6 +21,16 @@ def cover(searched: list[str], rule: str, nearest_category: str | None) -> tuple
         return searched, rule
     return [*searched, nearest_category], (f"{rule}; and {nearest_category}, the category of the catalogue's nearest "
                                            "product (the exact-product safety net)")
+
+
+def reach(exact_distance: float, metric: str) -> float:
+    """The net's reach in ``metric``'s distances: ``exact_distance`` is Euclidean, a cosine distance is d² / 2.
+
+    Example:
+        >>> reach(0.8, "euclidean"), round(reach(0.8, "cosine"), 4)
+        (0.8, 0.32)
+    """
+    return exact_distance if metric == Metric.EUCLIDEAN else exact_distance ** 2 / 2
 
 
 def goes_first(squared: float, exact_distance: float) -> bool:

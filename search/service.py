@@ -30,7 +30,7 @@ from search.merging import merge, squared_distances
 from search.narrowing import narrow
 from search.parameters import SearchError, SearchParameters
 from search.policy import SearchPolicy
-from search.safety_net import cover, goes_first
+from search.safety_net import cover, goes_first, reach
 from search.voting import blend, vote
 from search.weak_match import is_weak
 
@@ -99,6 +99,11 @@ class SearchResult:
     @property
     def predicted(self) -> tuple[str, float]:
         return self.probabilities[0]
+
+    @property
+    def exact_reach(self) -> float:
+        """How near the catalogue's nearest product must lie to go first, in this search's metric."""
+        return reach(self.policy.exact_distance, self.metric)
 
     @property
     def weak(self) -> bool:

@@ -113,6 +113,17 @@ def test_the_safety_net_puts_a_near_identical_product_of_another_category_first(
     assert "safety_net" in result.timings_ms
 
 
+def test_the_safety_nets_reach_is_given_in_the_searchs_metric(catalogue):
+    store = catalogue({"a1": ("A", 0.8), "c1": ("C", 0.05)})
+    service = SearchService(Scripted({"A": 0.95, "C": 0.05}), store, top_k=10)
+    policy = SearchPolicy(tau=0.9, vote_weight=0.0, exact_distance=0.3, merge_weight=0.5)  # C's product ranks second
+    euclidean, cosine = (service.search_images([Image.new("RGB", (8, 8))], metric=metric, policy=policy)[0]
+                         for metric in ("euclidean", "cosine"))
+    assert euclidean.exact_reach == pytest.approx(0.3) and cosine.exact_reach == pytest.approx(0.3 ** 2 / 2)
+    assert euclidean.exact_match is not None and cosine.exact_match is not None
+    assert cosine.exact_match.distance == pytest.approx(0.05 ** 2 / 2, abs=1e-5)
+
+
 @pytest.mark.parametrize("c1_distance, reach, order", [
     (0.5, 0.3, ["a1", "c1"]),  # too far to go first, but its category is searched and merged
     (0.05, 0.0, ["a1"]),  # switched off: narrowing alone

@@ -36,7 +36,7 @@ def result_body(trace: Trace) -> schemas.SearchResult:
         scope=result.scope,
         safety_net=None if exact is None else schemas.SafetyNet(
             product_id=exact.product.id, category=exact.product.category, distance=exact.distance,
-            max_distance=result.policy.exact_distance),
+            max_distance=result.exact_reach),
         weak_match=result.weak,
         min_similarity=result.policy.min_similarity,
         results=[schemas.RankedProduct(

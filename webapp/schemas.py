@@ -61,8 +61,8 @@ class Probability(Body):
 
 
 class SafetyNet(Body):
-    """The exact-product safety net put the catalogue's nearest product first: it lies within max_distance, and the
-    ranking, its category's probability counted, had not put it first."""
+    """The exact-product safety net put the catalogue's nearest product first: it lies within max_distance (both in the
+    search's metric), and the ranking, its category's probability counted, had not put it first."""
 
     product_id: int
     category: str
