@@ -106,9 +106,10 @@ def open_networks(settings: Settings, store: Store, batch_work: bool = False) ->
 
 
 def build_loader(settings: Settings, store: Store, networks: Sequence[Network]) -> Loader:
-    """The catalogue loader with the settings' batch size and decoding budget.
+    """The catalogue loader with the settings' batch size, decoding budget and file size limit.
 
     Args:
         networks: the served network first (``open_networks``); new products get a vector of each.
     """
-    return Loader(networks[0], store, settings.batch_size, settings.max_image_pixels, more_models=networks[1:])
+    return Loader(networks[0], store, settings.batch_size, settings.max_image_pixels, settings.max_upload_bytes,
+                  more_models=networks[1:])

@@ -34,6 +34,7 @@ class IngestReport:
     present: int = 0
     updated: int = 0  # stored products whose metadata changed
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    unreadable: int = 0  # files among the rejected that could not be read: whether they are still products is unknown
     seconds: float = 0.0
     hashes: set[str] = field(default_factory=set)  # SHA-256 of every file read, stored before or now
 
@@ -63,7 +64,17 @@ class _Prepared:
     decoded: list[_Decoded] = field(default_factory=list)
     present: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: int = 0
     hashes: set[str] = field(default_factory=set)
+
+
+def _named_in_utf8(entry: CatalogueFile) -> bool:
+    """Whether the file's category and external id are text (a name the file system could not decode is not)."""
+    try:
+        f"{entry.category}/{entry.external_id}".encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Loader:
@@ -74,6 +85,7 @@ class Loader:
         store: where products and vectors go.
         batch_size: images per forward pass and per committed transaction.
         max_image_pixels: larger images are rejected.
+        max_file_bytes: larger files are rejected unread.
         workers: threads reading and decoding ahead of the network.
         progress: show a progress bar.
         more_models: networks of other registered versions (one waiting for activation, the previous one kept
@@ -81,12 +93,14 @@ class Loader:
     """
 
     def __init__(self, model: Network, store: Store, batch_size: int = DEFAULTS.batch_size,
-                 max_image_pixels: int = DEFAULTS.max_image_pixels, workers: int = 2, progress: bool = True,
+                 max_image_pixels: int = DEFAULTS.max_image_pixels,
+                 max_file_bytes: int = DEFAULTS.max_upload_bytes, workers: int = 2, progress: bool = True,
                  more_models: Sequence[Network] = ()):
         self.models = [model, *more_models]
         self.store = store
         self.batch_size = batch_size
         self.max_image_pixels = max_image_pixels
+        self.max_file_bytes = max_file_bytes
         self.workers = workers
         self.progress = progress
 
@@ -130,6 +144,7 @@ class Loader:
         report.added += added
         report.present += prepared.present + len(prepared.decoded) - added
         report.rejected += prepared.rejected
+        report.unreadable += prepared.unreadable
         report.hashes |= prepared.hashes
         bar.update(prepared.size)
 
@@ -137,10 +152,20 @@ class Loader:
         prepared = _Prepared(size=len(chunk))
         contents = []
         for entry in chunk:
+            if not _named_in_utf8(entry):
+                shown = str(entry.path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                prepared.rejected.append((shown, "its name is not UTF-8 (the store keeps names as text): rename it"))
+                continue
             try:
+                size = entry.path.stat().st_size
+                if size > self.max_file_bytes:
+                    prepared.rejected.append((str(entry.path), f"{size:,} bytes, larger than the limit of "
+                                              f"{self.max_file_bytes:,} (LOOKALIKE_MAX_UPLOAD_BYTES)"))
+                    continue
                 data = entry.path.read_bytes()
             except OSError as e:
                 prepared.rejected.append((str(entry.path), f"cannot be read ({e.strerror or e})"))
+                prepared.unreadable += 1
                 continue
             contents.append((entry, data, hashlib.sha256(data).hexdigest()))
         known = self.store.known_hashes(sha for _, _, sha in contents)

@@ -1,6 +1,7 @@
 """The admin's commands for the catalogue's life after the first load, end to end on the embedded database."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +73,22 @@ def test_reingest_updates_metadata_and_sync_finds_files_that_left(env, capsys):
     out = run(capsys, "ingest", str(env), "--sync", "--yes")
     assert "deleted 2 products (Backpacks 2)" in out
     assert "every stored product of" in run(capsys, "ingest", str(env), "--sync")
+
+
+def test_sync_deletes_nothing_while_a_file_cannot_be_read(env, capsys, monkeypatch):
+    unreadable = sorted((env / "Heels").glob("*.jpg"))[0]
+    read_bytes = Path.read_bytes
+
+    def failing(path):
+        if path == unreadable:
+            raise OSError(5, "Input/output error")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", failing)
+    out = run(capsys, "ingest", str(env), "--sync", "--yes")
+    assert f"rejected {unreadable}: cannot be read (Input/output error)" in out
+    assert "sync: not run, 1 files could not be read" in out and "deleted" not in out
+    assert run(capsys, "categories", "show", "Heels").startswith("category Heels: 12 products")
 
 
 def test_a_new_model_is_embedded_beside_the_served_one_then_activated(env, capsys, trained_model_path, tmp_path):

@@ -1,6 +1,8 @@
 """The loader on real catalogue photos: batched, reported, re-runnable, with metadata joined."""
 import hashlib
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,12 +49,19 @@ def test_bad_files_are_reported_and_skipped(store, trained_model, tmp_path):
     (catalogue / "Backpacks" / "broken.jpg").write_bytes(encode(gradient(300, 300))[:200])
     (catalogue / "Backpacks" / "empty.jpg").write_bytes(b"")
     shutil.copy(next((catalogue / "Backpacks").glob("1*.jpg")), catalogue / "Backpacks" / "copy.jpg")
-    report = Loader(trained_model, store, batch_size=4, progress=False).ingest(list_catalogue(catalogue))
+    (catalogue / "Backpacks" / "huge.jpg").write_bytes(encode(gradient(300, 300))[:100] + bytes(60_000))
+    # A name from an old archive, in Latin-1: the file system cannot give it as text.
+    (Path(os.fsdecode(os.fsencode(catalogue / "Backpacks") + b"/caf\xe9.jpg"))).write_bytes(encode(gradient(64, 64)))
+    report = Loader(trained_model, store, batch_size=4, max_file_bytes=50_000,
+                    progress=False).ingest(list_catalogue(catalogue))
     reasons = {name.rsplit("/", 1)[-1]: reason for name, reason in report.rejected}
     assert report.added == 5 and report.present == 1  # the copy is the same image
-    assert set(reasons) == {"notes.txt", "broken.jpg", "empty.jpg"}
+    assert set(reasons) == {"notes.txt", "broken.jpg", "empty.jpg", "huge.jpg", "caf\\xe9.jpg"}
     assert "empty" in reasons["empty.jpg"] and "truncated" in reasons["broken.jpg"]
-    assert "Rejected" not in report.summary() and "rejected 3" in report.summary()
+    assert "larger than the limit of 50,000" in reasons["huge.jpg"] and "not UTF-8" in reasons["caf\\xe9.jpg"]
+    assert "Rejected" not in report.summary() and "rejected 5" in report.summary()
+    report.summary().encode()  # printable
+    assert report.unreadable == 0
 
 
 class Interrupted(Exception):
