@@ -88,8 +88,10 @@ def cmd_products_delete(args, settings: Settings) -> None:
     if not ids:
         raise ValueError("no product to delete: give ids, or --file with one id a line")
     store = open_store(settings)
+    if args.category and not args.external:
+        raise ValueError("--category names the category of external ids: add --external")
     if args.external:
-        product_ids = store.ids_of(ids)
+        product_ids = store.ids_of(ids, args.category)
     else:
         try:
             product_ids = [int(i) for i in ids]
@@ -169,6 +171,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     remove.add_argument("ids", nargs="*", help="product ids (as 'products list' and 'search' show them)")
     remove.add_argument("--file", type=Path, help="a file of ids, one a line")
     remove.add_argument("--external", action="store_true", help="the ids are the shop's (external ids)")
+    remove.add_argument("--category", help="with --external: the category the ids are in (needed where an external id "
+                                           "is in several)")
     remove.set_defaults(func=cmd_products_delete)
 
     categories = sub.add_parser("categories", help="list (default), show, delete or rename categories")

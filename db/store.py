@@ -382,21 +382,29 @@ class Store:
             raise NotFound(f"no category named {name!r}: 'lookalike categories' lists them (names are exact)")
         return category
 
-    def ids_of(self, external_ids: Sequence[str]) -> list[int]:
-        """The product ids of shop ids (external ids); every one must be known."""
+    def ids_of(self, external_ids: Sequence[str], category: str | None = None) -> list[int]:
+        """The product ids of shop ids (external ids, unique within a category), of ``category`` if given; every
+        one must be known, and without ``category`` in one category only."""
         wanted = list(dict.fromkeys(external_ids))
-        found: dict[str, list[int]] = {}
+        found: dict[str, list[tuple[int, str]]] = {}
         with self._session() as session:
             for start in range(0, len(wanted), CHUNK):
-                for external_id, product_id in session.execute(
-                        select(Product.external_id, Product.id)
-                        .where(Product.external_id.in_(wanted[start:start + CHUNK]))):
-                    found.setdefault(external_id, []).append(product_id)
+                query = (select(Product.external_id, Product.id, Category.name)
+                         .join(Category, Category.id == Product.category_id)
+                         .where(Product.external_id.in_(wanted[start:start + CHUNK])))
+                if category is not None:
+                    query = query.where(Category.name == category)
+                for external_id, product_id, name in session.execute(query):
+                    found.setdefault(external_id, []).append((product_id, name))
         unknown = [e for e in wanted if e not in found]
         if unknown:
-            raise NotFound(f"no product with external id {_some(unknown)}: nothing was deleted; "
-                           "'lookalike products list' shows the ids")
-        return [product_id for e in wanted for product_id in found[e]]
+            raise NotFound(f"no product with external id {_some(unknown)}{f' in {category}' if category else ''}: "
+                           "nothing was deleted; 'lookalike products list' shows the ids")
+        shared = [f"{e} ({', '.join(sorted(name for _, name in found[e]))})" for e in wanted if len(found[e]) > 1]
+        if shared:
+            raise NotFound(f"external id {_some(shared)} is in several categories: nothing was deleted; "
+                           "name the category with --category")
+        return [product_id for e in wanted for product_id, _ in found[e]]
 
     def delete_products(self, ids: Sequence[int]) -> dict[str, int]:
         """Delete products (their vectors go with them) in one transaction; returns how many per category.

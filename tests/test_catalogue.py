@@ -1,5 +1,8 @@
 """Changing the catalogue after the first load, on SQLite and a real MySQL-compatible server: every change
 moves the revision of the categories it touches, in the same transaction."""
+import hashlib
+from dataclasses import replace
+
 import pytest
 
 from db.registry import ModelRegistry
@@ -44,6 +47,17 @@ def test_an_unknown_id_deletes_nothing(store, bags_and_caps):
     assert store.ids_of(["c", "a"]) == [bags_and_caps["c"], bags_and_caps["a"]]
     with pytest.raises(NotFound, match="no product with external id nope"):
         store.ids_of(["a", "nope"])
+
+
+def test_an_external_id_in_two_categories_is_deleted_only_from_the_one_named(store, bags_and_caps):
+    image = b"another picture named a"
+    other = replace(product("Caps", "a", [0, 1]), image=image, image_sha256=hashlib.sha256(image).hexdigest())
+    store.add_products([other])
+    with pytest.raises(NotFound, match=r"external id a \(Bags, Caps\) is in several categories"):
+        store.ids_of(["a"])
+    assert store.ids_of(["a"], "Bags") == [bags_and_caps["a"]]
+    with pytest.raises(NotFound, match="no product with external id b in Caps"):
+        store.ids_of(["b"], "Caps")
 
 
 def test_deleting_a_category_keeps_its_row_so_its_revision_keeps_counting(store, bags_and_caps):

@@ -48,6 +48,10 @@ def test_products_are_listed_shown_and_deleted(env, capsys, trained_model_path):
     assert run(capsys, "products", "delete", "--file", str(ids), "--external") == "deleted 3 products (Heels 3)\n"
     assert "no product with id" in run(capsys, "products", "delete", "--file", str(ids), status=2)  # gone now
     assert "add --external" in run(capsys, "products", "delete", "shoe-12", status=2)
+    assert "add --external" in run(capsys, "products", "delete", "12", "--category", "Heels", status=2)
+    watch = sorted((env / "Watches").glob("*.jpg"))[-1].stem
+    assert "in Heels" in run(capsys, "products", "delete", watch, "--external", "--category", "Heels", status=2)
+    assert run(capsys, "products", "delete", watch, "--external", "--category", "Watches").startswith("deleted 1")
 
 
 def test_categories_are_shown_deleted_and_renamed(env, capsys, fashion_slice):
