@@ -59,7 +59,9 @@ class ModelRegistry:
 
     def versions(self) -> list[str]:
         """Every registered version, active first, then newest first."""
-        return [m.version for m in self.models()]
+        with self.store.engine.connect() as conn:
+            return list(conn.scalars(select(ModelVersion.version).order_by(
+                ModelVersion.active.desc(), ModelVersion.created_at.desc(), ModelVersion.version)))
 
     def models(self) -> list[RegisteredModel]:
         """Every registered model with how many products have its vectors, active first, then newest first."""

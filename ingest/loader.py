@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from catalogue.folder import CatalogueFile, ahead
 from config import DEFAULTS
+from db.registry import ModelRegistry
 from db.store import NewProduct, Store
 from images.decoding import ImageError, decode_image
 from model.gallery import gallery_inputs, gallery_vectors
@@ -127,7 +128,7 @@ class Loader:
                 products = self._embed(batch, metadata) if batch else []
                 if writing:
                     self._settle(*writing, report, bar)
-                writing = (writer.submit(self.store.add_products, products) if products else None, prepared)
+                writing = (writer.submit(self._commit, products) if products else None, prepared)
             if writing:
                 self._settle(*writing, report, bar)
         if metadata:
@@ -136,6 +137,16 @@ class Loader:
                  if entry.path in metadata})
         report.seconds = time.perf_counter() - started
         return report
+
+    def _commit(self, products: list[NewProduct]) -> list[NewProduct]:
+        """Store one batch, unless a model was registered since this ingest began: the batch has no vector of it,
+        and that model could be activated before its re-embedding reached these products."""
+        unknown = set(ModelRegistry(self.store).versions()) - {model.version for model in self.models}
+        if unknown:
+            raise RuntimeError(f"model {', '.join(sorted(unknown))} was registered while this ingest ran, so the "
+                               "ingest stopped (what it stored is kept): run it again to give new products its "
+                               "vectors too")
+        return self.store.add_products(products)
 
     @staticmethod
     def _settle(write: Future | None, prepared: _Prepared, report: IngestReport, bar: tqdm) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from catalogue.folder import list_catalogue, load_metadata
 from config import DEFAULTS
+from db.registry import ModelRegistry
 from db.schema import Feature
 from db.store import Store
 from images.decoding import decode_image
@@ -62,6 +63,18 @@ def test_bad_files_are_reported_and_skipped(store, trained_model, tmp_path):
     assert "Rejected" not in report.summary() and "rejected 5" in report.summary()
     report.summary().encode()  # printable
     assert report.unreadable == 0
+
+
+def test_an_ingest_stops_when_a_model_is_registered_while_it_runs(store, trained_model, fashion_slice):
+    """Its products would lack the new model's vectors, and that model could be activated meanwhile."""
+    ModelRegistry(store).register(trained_model.version, "small_cnn", trained_model.categories)
+    loader = Loader(trained_model, store, batch_size=16, progress=False)
+    files = list_catalogue(fashion_slice)
+    assert loader.ingest(files[:16]).added == 16
+    ModelRegistry(store).register("registered-meanwhile", "small_cnn", trained_model.categories)
+    with pytest.raises(RuntimeError, match="model registered-meanwhile was registered while this ingest ran"):
+        loader.ingest(files)
+    assert sum(store.category_counts().values()) == 16
 
 
 class Interrupted(Exception):
