@@ -445,7 +445,8 @@ class Store:
 
         Raises:
             NotFound: no category ``old``.
-            ValueError: ``new`` names a category that still has products.
+            ValueError: ``new`` names a category that still has products, or one a registered model predicts
+                beside ``old`` (two of its outputs would share one name).
         """
         new = new.strip()
         if not new or len(new) > 255:
@@ -464,6 +465,9 @@ class Store:
             category.revision = self._top_revision(session) + 1
             category.name = new
             for model in session.scalars(select(ModelVersion)):
+                if old in model.categories and new in model.categories:
+                    raise ValueError(f"model {model.version} predicts {old!r} and {new!r} apart: renaming one onto "
+                                     "the other would give two of its outputs one name")
                 if old in model.categories:
                     model.categories = [new if c == old else c for c in model.categories]
 

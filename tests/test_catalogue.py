@@ -83,6 +83,15 @@ def test_renaming_moves_products_and_the_models_predictions(store, bags_and_caps
         store.rename_category("Handbags", "Caps")
 
 
+def test_a_category_is_not_renamed_onto_another_the_model_predicts(store, bags_and_caps):
+    registry = ModelRegistry(store)
+    registry.register("v1", "small_cnn", ["Bags", "Caps"])
+    store.delete_category("Caps")
+    with pytest.raises(ValueError, match="model v1 predicts 'Bags' and 'Caps' apart"):
+        store.rename_category("Bags", "Caps")
+    assert registry.categories("v1") == ["Bags", "Caps"] and store.category_counts() == {"Bags": 2}
+
+
 def test_a_name_never_comes_back_with_a_revision_a_process_may_have_cached(store, bags_and_caps):
     """A process caches a category's matrix by (name, revision): a name that disappears and comes back, by a
     rename or a new ingest, must come back with a revision above any it had."""
