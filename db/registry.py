@@ -14,6 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from db.schema import Feature, ModelVersion
 from db.store import NotFound, Store, count_without_vector
 
+# How versions are listed: the active one first, then the newest.
+LISTED = (ModelVersion.active.desc(), ModelVersion.created_at.desc(), ModelVersion.version)
+
 
 @dataclass(frozen=True)
 class RegisteredModel:
@@ -60,8 +63,7 @@ class ModelRegistry:
     def versions(self) -> list[str]:
         """Every registered version, active first, then newest first."""
         with self.store.engine.connect() as conn:
-            return list(conn.scalars(select(ModelVersion.version).order_by(
-                ModelVersion.active.desc(), ModelVersion.created_at.desc(), ModelVersion.version)))
+            return list(conn.scalars(select(ModelVersion.version).order_by(*LISTED)))
 
     def models(self) -> list[RegisteredModel]:
         """Every registered model with how many products have its vectors, active first, then newest first."""
@@ -71,8 +73,7 @@ class ModelRegistry:
             rows = conn.execute(
                 select(ModelVersion, func.coalesce(counts.c.n, 0).label("vectors"))
                 .outerjoin(counts, counts.c.model_version == ModelVersion.version)
-                .order_by(ModelVersion.active.desc(), ModelVersion.created_at.desc(),
-                          ModelVersion.version)).all()
+                .order_by(*LISTED)).all()
         return [RegisteredModel(row.version, row.backbone, list(row.categories), row.created_at, bool(row.active),
                                 row.vectors) for row in rows]
 
