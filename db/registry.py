@@ -100,7 +100,9 @@ class ModelRegistry:
         Ingest writes vectors for every registered version, so products added after the check have them too.
         """
         with self.store.engine.begin() as conn:
-            if conn.execute(select(ModelVersion.version).where(ModelVersion.version == version)).first() is None:
+            # Locked until the UPDATE commits, so a prune cannot remove the version between the check and it.
+            if conn.execute(select(ModelVersion.version).where(ModelVersion.version == version)
+                            .with_for_update()).first() is None:
                 raise NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions")
             missing = conn.execute(count_without_vector(version)).scalar_one()
             if missing:
@@ -120,17 +122,20 @@ class ModelRegistry:
 
         No category revision moves: the active version's vectors, the only ones served, are untouched.
         """
-        active = self.active()
-        if active is None:
-            raise RuntimeError("no model is active yet: activate one with 'lookalike models activate VERSION' "
-                               "before pruning the others")
         with self.store.engine.begin() as conn:
-            known = set(conn.scalars(select(ModelVersion.version))) | set(
-                conn.scalars(select(Feature.model_version).distinct()))
+            # Every registered row locked: an activation in flight finishes first, and none starts until the
+            # pruned versions are gone, so the version found active here is still the active one at the end.
+            registered = dict(conn.execute(select(ModelVersion.version, ModelVersion.active)
+                                           .with_for_update()).all())
+            active = next((version for version, is_active in registered.items() if is_active), None)
+            if active is None:
+                raise RuntimeError("no model is active yet: activate one with 'lookalike models activate VERSION' "
+                                   "before pruning the others")
+            known = set(registered) | set(conn.scalars(select(Feature.model_version).distinct()))
             if versions is None:
-                versions = sorted(known - {active.version})
+                versions = sorted(known - {active})
             for version in versions:
-                if version == active.version:
+                if version == active:
                     raise ValueError(f"model {version} is the active one: activate another before pruning it")
                 if version not in known:
                     raise NotFound(f"no model {version!r} in the store: 'lookalike models list' shows the versions")
