@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 from config import Settings
@@ -30,10 +31,10 @@ def cmd_ingest(args, settings: Settings) -> None:
               "gone is unknown: make them readable and run again")
     elif args.sync:
         categories = {f.category for f in files} | ({args.category} if args.category else set())
-        _sync(store, sorted(categories), report.hashes, args.yes)
+        _sync(store, sorted(categories), report.places.keys(), args.yes)
 
 
-def _sync(store, categories: list[str], hashes: set[str], delete: bool) -> None:
+def _sync(store, categories: list[str], hashes: Collection[str], delete: bool) -> None:
     gone = store.products_missing_from(categories, hashes)
     if not gone:
         print(f"sync: every stored product of {', '.join(categories) or 'these categories'} is in the folder")

@@ -5,7 +5,7 @@ SQL is built only with SQLAlchemy, so every value reaches the database as a boun
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -32,6 +32,7 @@ from db.schema import Category, Feature, ModelVersion, Product
 
 VECTOR_DTYPE = np.dtype("<f4")  # little-endian float32, whatever the machine
 CHUNK = 500  # ids per IN (...) list: far below every backend's limit on bound parameters
+Place = tuple[str, str]  # where a product is: (category, external id)
 
 
 class NotFound(ValueError):
@@ -500,7 +501,37 @@ class Store:
                 self._bump(session, touched)
         return changed
 
-    def products_missing_from(self, categories: Iterable[str], hashes: set[str]) -> list[ProductInfo]:
+    def relocate(self, places: Mapping[str, Sequence[Place]]) -> list[tuple[Place, Place]]:
+        """Move stored products to where a catalogue now has their image.
+
+        Args:
+            places: by image SHA-256, every (category, external id) a catalogue has that image at.
+
+        Returns:
+            ((category, external id) before, after) of each product that moved: one whose image is at none of its
+            places now moves to the first (its file was moved to another category folder, or renamed); the
+            categories it left and joined get a new revision in the same transaction.
+        """
+        hashes = list(places)
+        moves = []
+        with self._session() as session:
+            for start in range(0, len(hashes), CHUNK):
+                for row in session.execute(
+                        select(Product.id, Product.image_sha256, Product.category_id, Category.name,
+                               Product.external_id).join(Category, Category.id == Product.category_id)
+                        .where(Product.image_sha256.in_(hashes[start:start + CHUNK]))):
+                    if (row.name, row.external_id) not in places[row.image_sha256]:
+                        moves.append((row, places[row.image_sha256][0]))
+        if moves:
+            with self._session.begin() as session:
+                category_ids = self._category_ids(session, {category for _, (category, _) in moves})
+                for row, (category, external_id) in moves:
+                    session.execute(update(Product).where(Product.id == row.id).values(
+                        category_id=category_ids[category], external_id=external_id))
+                self._bump(session, {row.category_id for row, _ in moves} | set(category_ids.values()))
+        return [((row.name, row.external_id), place) for row, place in moves]
+
+    def products_missing_from(self, categories: Iterable[str], hashes: Collection[str]) -> list[ProductInfo]:
         """Stored products of ``categories`` whose image is none of ``hashes`` (a folder's files)."""
         with self._session() as session:
             rows = session.execute(

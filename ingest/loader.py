@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from catalogue.folder import CatalogueFile, ahead
+from catalogue.folder import CatalogueFile, ahead, product_key
 from config import DEFAULTS
 from db.registry import ModelRegistry
 from db.store import NewProduct, Store
@@ -36,12 +36,15 @@ class IngestReport:
     updated: int = 0  # stored products whose metadata changed
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     unreadable: int = 0  # files among the rejected that could not be read: whether they are still products is unknown
+    moved: list[tuple[str, str]] = field(default_factory=list)  # stored products now elsewhere: (from, to) keys
     seconds: float = 0.0
-    hashes: set[str] = field(default_factory=set)  # SHA-256 of every file read, stored before or now
+    # By the SHA-256 of every file read (stored before or now), where the catalogue has it: (category, external id).
+    places: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        lines = [f"added {self.added}, already present {self.present}, rejected {len(self.rejected)}, "
-                 f"metadata updated {self.updated} in {self.seconds:.1f} s"]
+        lines = [f"added {self.added}, already present {self.present}, moved {len(self.moved)}, "
+                 f"rejected {len(self.rejected)}, metadata updated {self.updated} in {self.seconds:.1f} s"]
+        lines += [f"  moved {before} → {after}" for before, after in self.moved]
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
         return "\n".join(lines)
 
@@ -66,7 +69,7 @@ class _Prepared:
     present: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
     unreadable: int = 0
-    hashes: set[str] = field(default_factory=set)
+    places: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def _named_in_utf8(entry: CatalogueFile) -> bool:
@@ -108,8 +111,9 @@ class Loader:
     def ingest(self, files: Sequence[CatalogueFile], metadata: dict[Path, dict] | None = None) -> IngestReport:
         """Store every new image of ``files`` with its vectors; report what was added, present or rejected.
 
-        Products already stored get the metadata given for their file (matched by category and external id),
-        and the report counts those whose metadata changed.
+        A product already stored whose image the catalogue now has at another place only (a file moved to another
+        category folder, or renamed) moves there. Products already stored get the metadata given for their file
+        (matched by category and external id), and the report counts those whose metadata changed.
         """
         metadata = metadata or {}
         report = IngestReport()
@@ -131,6 +135,8 @@ class Loader:
                 writing = (writer.submit(self._commit, products) if products else None, prepared)
             if writing:
                 self._settle(*writing, report, bar)
+        report.moved = [(product_key(*before), product_key(*after))
+                        for before, after in self.store.relocate(report.places)]
         if metadata:
             report.updated = self.store.update_metadata(
                 {(entry.category, entry.external_id): metadata[entry.path] for entry in files
@@ -156,7 +162,8 @@ class Loader:
         report.present += prepared.present + len(prepared.decoded) - added
         report.rejected += prepared.rejected
         report.unreadable += prepared.unreadable
-        report.hashes |= prepared.hashes
+        for sha, places in prepared.places.items():
+            report.places.setdefault(sha, []).extend(places)
         bar.update(prepared.size)
 
     def _prepare(self, chunk: Sequence[CatalogueFile]) -> _Prepared:
@@ -183,7 +190,7 @@ class Loader:
         sizes = {model.input_size for model in self.models}
         views = max(model.card.gallery_views for model in self.models)  # a model asking fewer takes the first
         for entry, data, sha in contents:
-            prepared.hashes.add(sha)
+            prepared.places.setdefault(sha, []).append((entry.category, entry.external_id))
             if sha in known:
                 prepared.present += 1
                 continue

@@ -14,9 +14,9 @@ def env(monkeypatch, tmp_path, trained_model_path):
 
 def test_upgrade_ingest_search_reembed(env, fashion_slice, capsys):
     assert main(["db", "upgrade"]) == 0
-    assert "database at revision 0003" in capsys.readouterr().out
+    assert "database at revision 0004" in capsys.readouterr().out
     assert main(["ingest", str(fashion_slice)]) == 0
-    assert "added 48, already present 0, rejected 0" in capsys.readouterr().out
+    assert "added 48, already present 0, moved 0, rejected 0" in capsys.readouterr().out
     assert main(["categories"]) == 0
     assert capsys.readouterr().out.split() == ["12", "Backpacks", "12", "Heels", "12", "Sunglasses", "12", "Watches"]
     query = sorted((fashion_slice / "Watches").glob("*.jpg"))[0]
@@ -41,7 +41,7 @@ def test_ingest_reports_and_skips_files_the_decoders_fail_on(env, tmp_path, caps
     capsys.readouterr()
     assert main(["ingest", str(catalogue)]) == 0
     out = capsys.readouterr().out
-    assert "added 4, already present 0, rejected 4" in out
+    assert "added 4, already present 0, moved 0, rejected 4" in out
     assert all(f"{name}: " in out for name in bad)
 
 

@@ -104,6 +104,23 @@ def test_interrupted_ingest_finishes_on_rerun_without_duplicates(store_url, trai
     assert partial.vector_counts() == {trained_model.version: 48}
 
 
+def test_a_file_moved_to_another_category_folder_moves_its_product(store, trained_model, tmp_path):
+    catalogue = copy_slice(tmp_path / "catalogue", categories=("Backpacks", "Watches"), per_category=4)
+    loader = Loader(trained_model, store, batch_size=16, progress=False)
+    loader.ingest(list_catalogue(catalogue))
+    stored = store.category_vectors("Backpacks", trained_model.version)
+    moved = sorted((catalogue / "Backpacks").glob("*.jpg"))[0]
+    (catalogue / "Bags").mkdir()
+    moved.rename(catalogue / "Bags" / f"renamed{moved.suffix}")
+    report = loader.ingest(list_catalogue(catalogue))
+    assert (report.added, report.present, report.moved) == (0, 8, [(f"Backpacks/{moved.stem}", "Bags/renamed")])
+    assert f"moved Backpacks/{moved.stem} → Bags/renamed" in report.summary()
+    assert store.category_counts() == {"Backpacks": 3, "Bags": 1, "Watches": 4}
+    bags = store.category_vectors("Bags", trained_model.version)  # the same product, vectors and all
+    assert bags.ids.tolist() == stored.ids[:1].tolist() and (bags.vectors == stored.vectors[:1]).all()
+    assert loader.ingest(list_catalogue(catalogue)).moved == []
+
+
 def test_csv_metadata_is_joined_by_id(fashion_slice):
     files = list_catalogue(fashion_slice)
     metadata = load_metadata(FASHION / "products.csv", files)

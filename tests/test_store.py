@@ -43,6 +43,21 @@ def test_names_differing_in_case_or_accents_are_different_names(store):
     assert store.ids_of(["Café"]) == store.category_vectors("Cafe", "v1").ids.tolist()
 
 
+def test_a_product_moves_to_where_the_catalogue_now_has_its_image(store):
+    bag, cap, hat = product("Bags", "a", [1, 0]), product("Caps", "c", [0, 1]), product("Hats", "h", [1, 1])
+    store.add_products([bag, cap, hat])
+    before = store.category_revisions()
+    moved = store.relocate({bag.image_sha256: [("Totes", "a1")], cap.image_sha256: [("Hats", "x"), ("Caps", "c")],
+                            hat.image_sha256: [("Hats", "h")], "f" * 64: [("Bags", "gone")]})
+    assert moved == [(("Bags", "a"), ("Totes", "a1"))]  # the cap is still at one of its places: it stays
+    assert store.category_counts() == {"Caps": 1, "Hats": 1, "Totes": 1}
+    assert [p.external_id for p in store.category_vectors("Totes", "v1").products.values()] == ["a1"]
+    after = store.category_revisions()
+    assert after["Bags"] > before["Bags"] and after["Totes"] > max(before.values())
+    assert after["Caps"] == before["Caps"] and after["Hats"] == before["Hats"]
+    assert store.relocate({bag.image_sha256: [("Totes", "a1")]}) == []
+
+
 def test_vectors_are_little_endian_float32_blobs(store):
     store.add_products([product("Bags", "a", [1.5, -2.25])])
     with store.engine.connect() as conn:
