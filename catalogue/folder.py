@@ -74,30 +74,49 @@ def relabel(files: list[CatalogueFile], mapping: dict[str, str | None]) -> list[
 def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | None = None) -> dict[Path, dict]:
     """Metadata rows joined to catalogue files by file name or id.
 
+    A key names a file by its name, its name without extension, or either after its category and a slash
+    ("Bags/123.jpg"). Where a bare name fits files of several categories, the row's other cells pick the category
+    (a column holding it); a row that still fits several files is an error, never a guess.
+
     Args:
         csv_path: a CSV with a header row; any columns.
         files: the catalogue's files.
         key_column: the column holding the file name or id; by default, the column whose values
-            match the most files (by full name or by name without extension).
+            match the most files.
 
     Returns:
         The row (without the key column) of every file that has one.
+
+    Raises:
+        ValueError: ``key_column`` is not a column, or keys fit several files.
     """
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         return {}
-    by_name = {f.path.name: f.path for f in files} | {f.external_id: f.path for f in files}
+    named: dict[str, list[CatalogueFile]] = {}
+    for entry in files:
+        for name in {entry.path.name, entry.external_id, f"{entry.category}/{entry.path.name}", entry.key}:
+            named.setdefault(name, []).append(entry)
     columns = list(rows[0].keys())
     if key_column is None:
-        key_column = max(columns, key=lambda c: sum((row[c] or "").strip() in by_name for row in rows))
+        key_column = max(columns, key=lambda c: sum((row[c] or "").strip() in named for row in rows))
     elif key_column not in columns:
         raise ValueError(f"column {key_column!r} is not in {csv_path}; it has: {', '.join(columns)}")
-    joined = {}
+    joined, ambiguous = {}, []
     for row in rows:
-        path = by_name.get((row[key_column] or "").strip())
-        if path is not None:
-            joined[path] = {k: v for k, v in row.items() if k != key_column and k is not None}
+        key = (row[key_column] or "").strip()
+        found = named.get(key, [])
+        if len(found) > 1:
+            cells = {value.strip() for column, value in row.items() if column != key_column and isinstance(value, str)}
+            found = [entry for entry in found if entry.category in cells] or found
+        if len(found) > 1:
+            ambiguous.append(f"{key} ({', '.join(f'{entry.category}/{entry.path.name}' for entry in found)})")
+        elif found:
+            joined[found[0].path] = {k: v for k, v in row.items() if k != key_column and k is not None}
+    if ambiguous:
+        raise ValueError(f"{csv_path}: {len(ambiguous)} rows fit several files, e.g. {'; '.join(ambiguous[:3])}: "
+                         f"key them as Category/name, or add a column holding each row's category")
     return joined
 
 

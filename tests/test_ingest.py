@@ -129,6 +129,34 @@ def test_csv_metadata_is_joined_by_id(fashion_slice):
     assert row["articleType"] == "Backpacks" and "id" not in row
 
 
+@pytest.fixture
+def same_names(tmp_path) -> list:
+    """Two categories whose files share names, as two suppliers' numbering would."""
+    for category in ("Bags", "Caps"):
+        (tmp_path / "shop" / category).mkdir(parents=True)
+        for name in ("1.jpg", "2.jpg"):
+            (tmp_path / "shop" / category / name).write_bytes(b"")
+    return list_catalogue(tmp_path / "shop")
+
+
+def joined(files, csv_text: str, tmp_path) -> dict[str, dict]:
+    (tmp_path / "meta.csv").write_text(csv_text)
+    return {f"{path.parent.name}/{path.name}": row for path, row in load_metadata(tmp_path / "meta.csv", files).items()}
+
+
+def test_csv_rows_are_joined_to_the_category_their_row_names(same_names, tmp_path):
+    assert joined(same_names, "id,kind,colour\n1,Caps,red\n1,Bags,blue\n2,Caps,green\n", tmp_path) == {
+        "Caps/1.jpg": {"kind": "Caps", "colour": "red"}, "Bags/1.jpg": {"kind": "Bags", "colour": "blue"},
+        "Caps/2.jpg": {"kind": "Caps", "colour": "green"}}
+    assert joined(same_names, "file,colour\nBags/2.jpg,red\nCaps/1,blue\n", tmp_path) == {
+        "Bags/2.jpg": {"colour": "red"}, "Caps/1.jpg": {"colour": "blue"}}
+
+
+def test_a_csv_row_that_fits_files_of_several_categories_is_refused(same_names, tmp_path):
+    with pytest.raises(ValueError, match=r"1 rows fit several files, e.g. 2 \(Bags/2.jpg, Caps/2.jpg\): key them"):
+        joined(same_names, "id,colour\nCaps/1,red\n2,blue\n", tmp_path)
+
+
 def test_borobudur_narratives_are_joined_by_file_name(store, trained_model, tmp_path):
     source = SHARED / "data" / "borobudur"
     folder = tmp_path / "reliefs"
