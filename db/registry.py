@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db.schema import Feature, ModelVersion
@@ -100,9 +100,7 @@ class ModelRegistry:
         Ingest writes vectors for every registered version, so products added after the check have them too.
         """
         with self.store.engine.begin() as conn:
-            # Locked until the UPDATE commits, so a prune cannot remove the version between the check and it.
-            if conn.execute(select(ModelVersion.version).where(ModelVersion.version == version)
-                            .with_for_update()).first() is None:
+            if version not in _lock_models(conn):
                 raise NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions")
             missing = conn.execute(count_without_vector(version)).scalar_one()
             if missing:
@@ -123,10 +121,7 @@ class ModelRegistry:
         No category revision moves: the active version's vectors, the only ones served, are untouched.
         """
         with self.store.engine.begin() as conn:
-            # Every registered row locked: an activation in flight finishes first, and none starts until the
-            # pruned versions are gone, so the version found active here is still the active one at the end.
-            registered = dict(conn.execute(select(ModelVersion.version, ModelVersion.active)
-                                           .with_for_update()).all())
+            registered = _lock_models(conn)
             active = next((version for version, is_active in registered.items() if is_active), None)
             if active is None:
                 raise RuntimeError("no model is active yet: activate one with 'lookalike models activate VERSION' "
@@ -145,3 +140,14 @@ class ModelRegistry:
                 conn.execute(delete(ModelVersion).where(ModelVersion.version == version))
         return pruned
 
+
+
+def _lock_models(conn: Connection) -> dict[str, bool]:
+    """Every registered version and whether it is active, held for the rest of ``conn``'s transaction.
+
+    Each row is written to itself first: that locks them all on MySQL and takes the database's write lock on SQLite
+    (which ignores FOR UPDATE). So an activation and a prune run one after the other, never interleaved: a prune
+    cannot read one version as active while another is being activated, and delete that one.
+    """
+    conn.execute(update(ModelVersion).values(active=ModelVersion.active))
+    return {row.version: row.active for row in conn.execute(select(ModelVersion.version, ModelVersion.active))}

@@ -4,12 +4,10 @@ import time
 
 import numpy as np
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import text
 
-from db.migrate import upgrade
 from db.registry import ModelRegistry
-from db.schema import ModelVersion
-from db.store import NotFound, Store
+from db.store import NotFound, count_without_vector
 from model.card import ModelCard
 from model.inference import Network
 from search.live import LiveService
@@ -61,32 +59,45 @@ def test_only_inactive_versions_are_pruned_and_only_on_request(store):
     assert store.vector_counts() == {"v2": 1} and registry.versions() == ["v2"]
 
 
-@pytest.mark.mysql
-def test_a_prune_waits_for_an_activation_in_flight_and_keeps_what_it_activated(mysql_url):
-    upgrade(mysql_url)
-    store = Store.from_url(mysql_url)
+def test_a_prune_waits_for_an_activation_in_flight_and_keeps_what_it_activated(store, monkeypatch):
     registry = ModelRegistry(store)
     for version in ("v1", "v2"):
         registry.register(version, "small_cnn", ["Bags"])
     store.add_products([product("Bags", "a", [1, 0])])
     store.put_vectors({store.ids_of(["a"])[0]: np.array([0, 1], np.float32)}, "v2")
     registry.activate("v1")
+    checking, resume = threading.Event(), threading.Event()
+
+    def held(version):  # the activation pauses inside its transaction, at its check of the vectors
+        checking.set()
+        resume.wait(30)
+        return count_without_vector(version)
+
+    monkeypatch.setattr("db.registry.count_without_vector", held)
+    activating = threading.Thread(target=registry.activate, args=("v2",))
+    activating.start()
+    assert checking.wait(30)
     pruned = []
-    with store.engine.connect() as activating:
-        activating.begin()
-        activating.execute(update(ModelVersion).values(active=ModelVersion.version == "v2"))  # not yet committed
-        pruning = threading.Thread(target=lambda: pruned.append(registry.prune()))
-        pruning.start()
-        with store.engine.connect() as probe:  # until the prune waits on the activation's lock
-            while not probe.execute(text("SELECT COUNT(*) FROM information_schema.innodb_trx "
-                                         "WHERE trx_state = 'LOCK WAIT'")).scalar_one():
-                assert pruning.is_alive(), "the prune ran without waiting for the activation"
-                time.sleep(0.2)  # InnoDB refreshes that table only when it was not read in the last 0.1 s
-        activating.commit()
+    pruning = threading.Thread(target=lambda: pruned.append(registry.prune()))
+    pruning.start()
+    _until_waiting(store, pruning)
+    resume.set()
+    activating.join(30)
     pruning.join(30)
     assert pruned == [{"v1": 1}]
-    assert registry.versions() == ["v2"] and store.vector_counts() == {"v2": 1}
-    store.engine.dispose()
+    assert registry.active().version == "v2" and store.vector_counts() == {"v2": 1}
+
+
+def _until_waiting(store, thread: threading.Thread) -> None:
+    """Return once ``thread``'s statement waits for another transaction's lock (on SQLite: after a second)."""
+    if store.engine.dialect.name == "sqlite":
+        time.sleep(1)
+        return
+    with store.engine.connect() as probe:
+        while not probe.execute(text("SELECT COUNT(*) FROM information_schema.innodb_trx "
+                                     "WHERE trx_state = 'LOCK WAIT'")).scalar_one():
+            assert thread.is_alive(), "it ran without waiting"
+            time.sleep(0.2)  # InnoDB refreshes that table only when it was not read in the last 0.1 s
 
 
 def test_a_serving_process_moves_to_the_activated_version_once(store):
