@@ -14,9 +14,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # MySQL's plain BLOB stops at 64 KiB: product photos need LONGBLOB there.
 ImageBlob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 VectorBlob = LargeBinary().with_variant(mysql.BLOB(), "mysql", "mariadb")
-# Names compare as written, as on SQLite: MySQL's default collations would make "Shoes" and "shoes", or "Cafe" and
-# "Café", one category or one product id.
-ExactName = String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 def _utcnow() -> datetime:
@@ -36,7 +33,9 @@ class Category(Base):
     __table_args__ = (MYSQL_OPTIONS,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(ExactName, unique=True)
+    # Compared as written on every backend: on MySQL and MariaDB a binary NO PAD collation (migration 0004; its name
+    # differs between the two servers).
+    name: Mapped[str] = mapped_column(String(255), unique=True)
     # Bumped in the same transaction as any change to the category's products or vectors, so every
     # serving process can tell with one cheap query whether its cached matrix is stale. A new or renamed
     # category starts above every revision there is, so a name never comes back with a revision a process
@@ -52,7 +51,7 @@ class Product(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
-    external_id: Mapped[str] = mapped_column(ExactName)
+    external_id: Mapped[str] = mapped_column(String(255))  # compared as written, as Category.name
     metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)  # "metadata" is the base class's MetaData
     image: Mapped[bytes] = mapped_column(ImageBlob, deferred=True)
     image_sha256: Mapped[str] = mapped_column(String(64), unique=True)

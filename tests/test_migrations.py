@@ -1,7 +1,8 @@
 """Alembic owns the schema: it migrates up and down, and matches the SQLAlchemy models exactly."""
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from db.migrate import downgrade, head_revision, upgrade
 from db.schema import Base
@@ -48,3 +49,29 @@ def test_the_registry_migration_goes_down_and_up_keeping_the_catalogue(store_url
     upgrade(store_url)
     assert ModelRegistry(store).versions() == [] and store.category_counts() == {"Bags": 1}
     store.engine.dispose()
+
+
+@pytest.mark.mysql
+def test_names_take_a_binary_no_pad_collation_on_mysql_and_give_it_back(mysql_url):
+    def columns():
+        engine = create_engine(mysql_url)
+        with engine.connect() as conn:
+            found = {(row.TABLE_NAME, row.COLUMN_NAME): (row.COLLATION_NAME, row.IS_NULLABLE)
+                     for row in conn.execute(text(
+                         "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME, IS_NULLABLE FROM information_schema.COLUMNS "
+                         "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME IN ('name', 'external_id')"))}
+            tables = set(conn.scalars(text("SELECT TABLE_COLLATION FROM information_schema.TABLES "
+                                           "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'categories'")))
+        unique = {index["name"] for index in inspect(engine).get_indexes("categories") if index["unique"]} | {
+            constraint["name"] for constraint in inspect(engine).get_unique_constraints("categories")}
+        engine.dispose()
+        return found, bool(unique), tables
+
+    upgrade(mysql_url)
+    found, unique, _ = columns()
+    assert {collation for collation, _ in found.values()} <= {"utf8mb4_nopad_bin", "utf8mb4_0900_bin"}
+    assert len(found) == 2 and {nullable for _, nullable in found.values()} == {"NO"} and unique
+    downgrade(mysql_url, "0003")
+    found, unique, table_default = columns()
+    assert {collation for collation, _ in found.values()} == table_default  # as the tables were made
+    assert {nullable for _, nullable in found.values()} == {"NO"} and unique

@@ -34,10 +34,12 @@ def test_duplicates_within_one_batch_are_stored_once(store):
     assert len(store.add_products([twin, twin])) == 1
 
 
-def test_names_differing_in_case_or_accents_are_different_names(store):
+def test_names_differing_in_case_accents_or_trailing_spaces_are_different_names(store):
     store.add_products([product("Shoes", "A1", [1, 0]), product("shoes", "a1", [0, 1]),
-                        product("Cafe", "Café", [1, 1]), product("Café", "Cafe", [1, 1])])
-    assert store.category_counts() == {"Cafe": 1, "Café": 1, "Shoes": 1, "shoes": 1}
+                        product("Shoes ", "A1 ", [0, 0]), product("Cafe", "Café", [1, 1]),
+                        product("Café", "Cafe", [1, 1])])
+    assert store.category_counts() == {"Cafe": 1, "Café": 1, "Shoes": 1, "Shoes ": 1, "shoes": 1}
+    assert store.ids_of(["A1 "]) == store.category_vectors("Shoes ", "v1").ids.tolist()
     np.testing.assert_array_equal(store.category_vectors("shoes", "v1").vectors, [[0, 1]])
     assert store.ids_of(["a1"]) == store.category_vectors("shoes", "v1").ids.tolist()
     assert store.ids_of(["Café"]) == store.category_vectors("Cafe", "v1").ids.tolist()
