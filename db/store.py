@@ -501,35 +501,40 @@ class Store:
                 self._bump(session, touched)
         return changed
 
-    def relocate(self, places: Mapping[str, Sequence[Place]]) -> list[tuple[Place, Place]]:
-        """Move stored products to where a catalogue now has their image.
+    def relocate(self, places: Mapping[str, Sequence[Place]], within: Collection[str]) -> list[tuple[Place, Place]]:
+        """Move stored products of some categories to where a catalogue now has their image.
 
         Args:
             places: by image SHA-256, every (category, external id) a catalogue has that image at.
+            within: the categories the catalogue holds: only their products may move (a product of another
+                catalogue that shares an image stays where that catalogue put it).
 
         Returns:
-            ((category, external id) before, after) of each product that moved: one whose image is at none of its
-            places now moves to the first (its file was moved to another category folder, or renamed); the
-            categories it left and joined get a new revision in the same transaction.
+            ((category, external id) before, after) of each product that moved: one of ``within`` whose image is at
+            none of its places now moves to the first (its file was moved to another category folder, or renamed).
+            The categories it left and joined get a new revision in the same transaction.
         """
         hashes = list(places)
-        moves = []
-        with self._session() as session:
+        moved = []
+        with self._session.begin() as session:
             for start in range(0, len(hashes), CHUNK):
                 for row in session.execute(
                         select(Product.id, Product.image_sha256, Product.category_id, Category.name,
                                Product.external_id).join(Category, Category.id == Product.category_id)
-                        .where(Product.image_sha256.in_(hashes[start:start + CHUNK]))):
-                    if (row.name, row.external_id) not in places[row.image_sha256]:
-                        moves.append((row, places[row.image_sha256][0]))
-        if moves:
-            with self._session.begin() as session:
-                category_ids = self._category_ids(session, {category for _, (category, _) in moves})
-                for row, (category, external_id) in moves:
-                    session.execute(update(Product).where(Product.id == row.id).values(
-                        category_id=category_ids[category], external_id=external_id))
-                self._bump(session, {row.category_id for row, _ in moves} | set(category_ids.values()))
-        return [((row.name, row.external_id), place) for row, place in moves]
+                        .where(Product.image_sha256.in_(hashes[start:start + CHUNK]),
+                               Category.name.in_(list(within)))).all():
+                    if (row.name, row.external_id) in places[row.image_sha256]:
+                        continue
+                    category, external_id = places[row.image_sha256][0]
+                    target = self._category_ids(session, {category})[category]
+                    # Only if it is still where it was read: a concurrent move or rename wins.
+                    if cast(CursorResult, session.execute(
+                            update(Product).where(Product.id == row.id, Product.category_id == row.category_id,
+                                                  Product.external_id == row.external_id)
+                            .values(category_id=target, external_id=external_id))).rowcount:
+                        self._bump(session, {row.category_id, target})
+                        moved.append(((row.name, row.external_id), (category, external_id)))
+        return moved
 
     def products_missing_from(self, categories: Iterable[str], hashes: Collection[str]) -> list[ProductInfo]:
         """Stored products of ``categories`` whose image is none of ``hashes`` (a folder's files)."""

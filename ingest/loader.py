@@ -45,6 +45,8 @@ class IngestReport:
         lines = [f"added {self.added}, already present {self.present}, moved {len(self.moved)}, "
                  f"rejected {len(self.rejected)}, metadata updated {self.updated} in {self.seconds:.1f} s"]
         lines += [f"  moved {before} → {after}" for before, after in self.moved]
+        if self.unreadable:
+            lines.append(f"  moves not looked for: {self.unreadable} files could not be read (below)")
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
         return "\n".join(lines)
 
@@ -111,9 +113,10 @@ class Loader:
     def ingest(self, files: Sequence[CatalogueFile], metadata: dict[Path, dict] | None = None) -> IngestReport:
         """Store every new image of ``files`` with its vectors; report what was added, present or rejected.
 
-        A product already stored whose image the catalogue now has at another place only (a file moved to another
-        category folder, or renamed) moves there. Products already stored get the metadata given for their file
-        (matched by category and external id), and the report counts those whose metadata changed.
+        A product of one of the files' categories whose image they now have at another place only (a file moved to
+        another category folder, or renamed) moves there, unless some file could not be read. Products already
+        stored get the metadata given for their file (matched by category and external id), and the report counts
+        those whose metadata changed.
         """
         metadata = metadata or {}
         report = IngestReport()
@@ -135,8 +138,9 @@ class Loader:
                 writing = (writer.submit(self._commit, products) if products else None, prepared)
             if writing:
                 self._settle(*writing, report, bar)
-        report.moved = [(product_key(*before), product_key(*after))
-                        for before, after in self.store.relocate(report.places)]
+        if not report.unreadable:  # else a product whose own file is unreadable could move to a copy of its image
+            report.moved = [(product_key(*before), product_key(*after)) for before, after in
+                            self.store.relocate(report.places, {entry.category for entry in files})]
         if metadata:
             report.updated = self.store.update_metadata(
                 {(entry.category, entry.external_id): metadata[entry.path] for entry in files

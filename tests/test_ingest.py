@@ -119,6 +119,31 @@ def test_a_file_moved_to_another_category_folder_moves_its_product(store, traine
     bags = store.category_vectors("Bags", trained_model.version)  # the same product, vectors and all
     assert bags.ids.tolist() == stored.ids[:1].tolist() and (bags.vectors == stored.vectors[:1]).all()
     assert loader.ingest(list_catalogue(catalogue)).moved == []
+    # Its image under another catalogue's category: that catalogue's product now, and nothing moves back and forth.
+    (tmp_path / "other" / "Totes").mkdir(parents=True)
+    shutil.copy(catalogue / "Bags" / f"renamed{moved.suffix}", tmp_path / "other" / "Totes" / "t1.jpg")
+    assert loader.ingest(list_catalogue(tmp_path / "other")).moved == []
+    assert store.category_counts()["Bags"] == 1
+
+
+def test_no_product_moves_while_a_file_cannot_be_read(store, trained_model, tmp_path, monkeypatch):
+    catalogue = copy_slice(tmp_path / "catalogue", categories=("Backpacks",), per_category=3)
+    loader = Loader(trained_model, store, batch_size=16, progress=False)
+    loader.ingest(list_catalogue(catalogue))
+    first = sorted((catalogue / "Backpacks").glob("*.jpg"))[0]
+    (catalogue / "Bags").mkdir()
+    shutil.copy(first, catalogue / "Bags" / "copy.jpg")  # a copy of the picture elsewhere, its own file unreadable
+    read_bytes = Path.read_bytes
+
+    def failing(path):
+        if path == first:
+            raise OSError(5, "Input/output error")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", failing)
+    report = loader.ingest(list_catalogue(catalogue))
+    assert report.unreadable == 1 and report.moved == [] and "moves not looked for: 1 files" in report.summary()
+    assert store.category_counts() == {"Backpacks": 3}
 
 
 def test_csv_metadata_is_joined_by_id(fashion_slice):
