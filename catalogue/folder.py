@@ -75,8 +75,9 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     """Metadata rows joined to catalogue files by file name or id.
 
     A key names a file by its name, its name without extension, or either after its category and a slash
-    ("Bags/123.jpg"). Where a bare name fits files of several categories, the row's other cells pick the category
-    (a column holding it); a row that still fits several files is an error, never a guess.
+    ("Bags/123.jpg"). Where a bare name fits files of several categories, the column naming the folder's categories
+    picks one (none, for a category the folder does not hold); a row that still fits several files is an error,
+    never a guess.
 
     Args:
         csv_path: a CSV with a header row; any columns.
@@ -91,27 +92,33 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         ValueError: ``key_column`` is not a column, or keys fit several files.
     """
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])  # a row's cells beyond the header are under the key None
     if not rows:
         return {}
     named: dict[str, list[CatalogueFile]] = {}
     for entry in files:
         for name in {entry.path.name, entry.external_id, f"{entry.category}/{entry.path.name}", entry.key}:
             named.setdefault(name, []).append(entry)
-    columns = list(rows[0].keys())
+    categories = {entry.category for entry in files}
     if key_column is None:
         key_column = max(columns, key=lambda c: sum((row[c] or "").strip() in named for row in rows))
     elif key_column not in columns:
         raise ValueError(f"column {key_column!r} is not in {csv_path}; it has: {', '.join(columns)}")
+    # The column naming the folder's categories most often, if one does: where a name fits several files, it picks.
+    category_column = max((c for c in columns if c != key_column), default=None,
+                          key=lambda c: sum((row[c] or "").strip() in categories for row in rows))
+    if category_column and not any((row[category_column] or "").strip() in categories for row in rows):
+        category_column = None
     joined, ambiguous = {}, []
     for row in rows:
         key = (row[key_column] or "").strip()
         found = named.get(key, [])
+        if len(found) > 1 and category_column:
+            found = [entry for entry in found if entry.category == (row[category_column] or "").strip()]
         if len(found) > 1:
-            cells = {value.strip() for column, value in row.items() if column != key_column and isinstance(value, str)}
-            found = [entry for entry in found if entry.category in cells] or found
-        if len(found) > 1:
-            ambiguous.append(f"{key} ({', '.join(f'{entry.category}/{entry.path.name}' for entry in found)})")
+            ambiguous.append(f"{key} ({', '.join(str(entry.path) for entry in found)})")
         elif found:
             joined[found[0].path] = {k: v for k, v in row.items() if k != key_column and k is not None}
     if ambiguous:
