@@ -75,9 +75,9 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     """Metadata rows joined to catalogue files by file name or id.
 
     A key names a file by its name, its name without extension, or either after its category and a slash
-    ("Bags/123.jpg"). Where a bare name fits files of several categories, the column naming the folder's categories
-    picks one (none, for a category the folder does not hold); a row that still fits several files is an error,
-    never a guess.
+    ("Bags/123.jpg"). If a column names the categories of the files the keys fit ("Casual Shoes" names Casual_Shoes),
+    a row joins only a file of the category it names, so one file name may be used in several categories; without
+    such a column, a row fitting files of several categories is an error, never a guess.
 
     Args:
         csv_path: a CSV with a header row; any columns.
@@ -95,36 +95,52 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         reader = csv.DictReader(handle)
         rows = list(reader)
         columns = list(reader.fieldnames or [])  # a row's cells beyond the header are under the key None
+    if key_column is not None and key_column not in columns:
+        raise ValueError(f"column {key_column!r} is not in {csv_path}; it has: {', '.join(columns)}")
     if not rows:
         return {}
     named: dict[str, list[CatalogueFile]] = {}
     for entry in files:
         for name in {entry.path.name, entry.external_id, f"{entry.category}/{entry.path.name}", entry.key}:
             named.setdefault(name, []).append(entry)
-    categories = {entry.category for entry in files}
     if key_column is None:
-        key_column = max(columns, key=lambda c: sum((row[c] or "").strip() in named for row in rows))
-    elif key_column not in columns:
-        raise ValueError(f"column {key_column!r} is not in {csv_path}; it has: {', '.join(columns)}")
-    # The column naming the folder's categories most often, if one does: where a name fits several files, it picks.
-    category_column = max((c for c in columns if c != key_column), default=None,
-                          key=lambda c: sum((row[c] or "").strip() in categories for row in rows))
-    if category_column and not any((row[category_column] or "").strip() in categories for row in rows):
+        key_column = max(columns, key=lambda c: sum(_cell(row, c) in named for row in rows))
+    fitting = [(row, named[_cell(row, key_column)]) for row in rows if _cell(row, key_column) in named]
+    categories = {_category_name(entry.category) for entry in files}
+
+    def agreeing(column: str) -> tuple[int, int]:
+        """In how many rows the column names a category of a file the key fits, and a category of the folder."""
+        cells = [(_category_name(_cell(row, column)), found) for row, found in fitting]
+        return (sum(any(cell == _category_name(entry.category) for entry in found) for cell, found in cells),
+                sum(cell in categories for cell, _ in cells))
+
+    # The category column: where it names one of the folder's categories, mostly that of a file its row's key fits.
+    votes = {column: agreeing(column) for column in columns if column != key_column}
+    category_column = max(votes, key=lambda c: votes[c][0], default=None)
+    if category_column is not None and not 0 < 2 * votes[category_column][0] >= votes[category_column][1]:
         category_column = None
     joined, ambiguous = {}, []
-    for row in rows:
-        key = (row[key_column] or "").strip()
-        found = named.get(key, [])
-        if len(found) > 1 and category_column:
-            found = [entry for entry in found if entry.category == (row[category_column] or "").strip()]
+    for row, found in fitting:
+        if category_column is not None:
+            found = [entry for entry in found
+                     if _category_name(entry.category) == _category_name(_cell(row, category_column))]
         if len(found) > 1:
-            ambiguous.append(f"{key} ({', '.join(str(entry.path) for entry in found)})")
+            ambiguous.append(f"{_cell(row, key_column)} ({', '.join(str(entry.path) for entry in found)})")
         elif found:
             joined[found[0].path] = {k: v for k, v in row.items() if k != key_column and k is not None}
     if ambiguous:
         raise ValueError(f"{csv_path}: {len(ambiguous)} rows fit several files, e.g. {'; '.join(ambiguous[:3])}: "
                          f"key them as Category/name, or add a column holding each row's category")
     return joined
+
+
+def _cell(row: dict, column: str) -> str:
+    return (row[column] or "").strip()
+
+
+def _category_name(name: str) -> str:
+    """A category name as a CSV and a folder may both spell it ("Casual Shoes", "Casual_Shoes")."""
+    return name.strip().replace(" ", "_")
 
 
 def ahead(work: Callable[[Item], Done], items: Iterable[Item], workers: int = 2) -> Iterator[Done]:

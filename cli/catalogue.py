@@ -26,8 +26,8 @@ def cmd_ingest(args, settings: Settings) -> None:
     print(report.summary())
     if len(networks) > 1:
         print("new products have vectors of " + ", ".join(network.version for network in networks))
-    if args.sync and report.unreadable:
-        print(f"sync: not run, {report.unreadable} files could not be read (above), so which stored products are "
+    if args.sync and report.unread:
+        print(f"sync: not run, {report.unread} files were not read (above), so which stored products are "
               "gone is unknown: make them readable and run again")
     elif args.sync:
         categories = {f.category for f in files} | ({args.category} if args.category else set())

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 from sqlalchemy import (
@@ -23,6 +23,7 @@ from sqlalchemy import (
     make_url,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +34,14 @@ from db.schema import Category, Feature, ModelVersion, Product
 VECTOR_DTYPE = np.dtype("<f4")  # little-endian float32, whatever the machine
 CHUNK = 500  # ids per IN (...) list: far below every backend's limit on bound parameters
 Place = tuple[str, str]  # where a product is: (category, external id)
+
+
+class Move(NamedTuple):
+    """A stored product moved by ``Store.relocate``."""
+
+    before: Place
+    after: Place
+    sharing: int | None  # the id of another product still at ``after``, if one is
 
 
 class NotFound(ValueError):
@@ -501,7 +510,7 @@ class Store:
                 self._bump(session, touched)
         return changed
 
-    def relocate(self, places: Mapping[str, Sequence[Place]], within: Collection[str]) -> list[tuple[Place, Place]]:
+    def relocate(self, places: Mapping[str, Sequence[Place]], within: Collection[str]) -> list[Move]:
         """Move stored products of some categories to where a catalogue now has their image.
 
         Args:
@@ -510,31 +519,42 @@ class Store:
                 catalogue that shares an image stays where that catalogue put it).
 
         Returns:
-            ((category, external id) before, after) of each product that moved: one of ``within`` whose image is at
-            none of its places now moves to the first (its file was moved to another category folder, or renamed).
-            The categories it left and joined get a new revision in the same transaction.
+            Each product that moved: one of ``within`` whose image is at none of its places now moves to the first
+            (its file was moved to another category folder, or renamed). The categories it left and joined get a
+            new revision in the same transaction.
         """
         hashes = list(places)
-        moved = []
         with self._session.begin() as session:
-            for start in range(0, len(hashes), CHUNK):
-                for row in session.execute(
-                        select(Product.id, Product.image_sha256, Product.category_id, Category.name,
-                               Product.external_id).join(Category, Category.id == Product.category_id)
-                        .where(Product.image_sha256.in_(hashes[start:start + CHUNK]),
-                               Category.name.in_(list(within)))).all():
-                    if (row.name, row.external_id) in places[row.image_sha256]:
-                        continue
-                    category, external_id = places[row.image_sha256][0]
-                    target = self._category_ids(session, {category})[category]
-                    # Only if it is still where it was read: a concurrent move or rename wins.
-                    if cast(CursorResult, session.execute(
-                            update(Product).where(Product.id == row.id, Product.category_id == row.category_id,
-                                                  Product.external_id == row.external_id)
-                            .values(category_id=target, external_id=external_id))).rowcount:
-                        self._bump(session, {row.category_id, target})
-                        moved.append(((row.name, row.external_id), (category, external_id)))
-        return moved
+            rows = [row for start in range(0, len(hashes), CHUNK) for row in session.execute(
+                select(Product.id, Product.image_sha256, Product.category_id, Category.name, Product.external_id)
+                .join(Category, Category.id == Product.category_id)
+                .where(Product.image_sha256.in_(hashes[start:start + CHUNK]), Category.name.in_(list(within))))
+                if (row.name, row.external_id) not in places[row.image_sha256]]
+            if not rows:
+                return []
+            targets = {row.id: places[row.image_sha256][0] for row in rows}
+            category_ids = self._category_ids(session, {category for category, _ in targets.values()})
+            moved, touched = [], set()
+            for row in rows:
+                category, external_id = targets[row.id]
+                # Only if it is still where it was read: a concurrent move or rename wins.
+                if cast(CursorResult, session.execute(
+                        update(Product).where(Product.id == row.id, Product.category_id == row.category_id,
+                                              Product.external_id == row.external_id)
+                        .values(category_id=category_ids[category], external_id=external_id))).rowcount:
+                    touched |= {row.category_id, category_ids[category]}
+                    moved.append(row)
+            self._bump(session, touched)
+            # Another product still at the place a product moved to: a file renamed onto a name whose own file
+            # went (sync removes that product).
+            sharing = {(row.name, row.external_id): row.id for start in range(0, len(moved), CHUNK)
+                       for row in session.execute(
+                           select(Product.id, Category.name, Product.external_id)
+                           .join(Category, Category.id == Product.category_id)
+                           .where(tuple_(Category.name, Product.external_id).in_(
+                               [targets[row.id] for row in moved[start:start + CHUNK]]),
+                                  Product.id.not_in([row.id for row in moved[start:start + CHUNK]])))}
+        return [Move((row.name, row.external_id), targets[row.id], sharing.get(targets[row.id])) for row in moved]
 
     def products_missing_from(self, categories: Iterable[str], hashes: Collection[str]) -> list[ProductInfo]:
         """Stored products of ``categories`` whose image is none of ``hashes`` (a folder's files)."""

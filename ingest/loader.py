@@ -23,7 +23,7 @@ from tqdm import tqdm
 from catalogue.folder import CatalogueFile, ahead, product_key
 from config import DEFAULTS
 from db.registry import ModelRegistry
-from db.store import NewProduct, Store
+from db.store import Move, NewProduct, Store
 from images.decoding import ImageError, decode_image
 from model.gallery import gallery_inputs, gallery_vectors
 from model.inference import Network
@@ -35,8 +35,8 @@ class IngestReport:
     present: int = 0
     updated: int = 0  # stored products whose metadata changed
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    unreadable: int = 0  # files among the rejected that could not be read: whether they are still products is unknown
-    moved: list[tuple[str, str]] = field(default_factory=list)  # stored products now elsewhere: (from, to) keys
+    unread: int = 0  # files among the rejected that were not read: whether they are still products is unknown
+    moved: list[Move] = field(default_factory=list)  # stored products now elsewhere
     seconds: float = 0.0
     # By the SHA-256 of every file read (stored before or now), where the catalogue has it: (category, external id).
     places: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
@@ -44,9 +44,11 @@ class IngestReport:
     def summary(self) -> str:
         lines = [f"added {self.added}, already present {self.present}, moved {len(self.moved)}, "
                  f"rejected {len(self.rejected)}, metadata updated {self.updated} in {self.seconds:.1f} s"]
-        lines += [f"  moved {before} → {after}" for before, after in self.moved]
-        if self.unreadable:
-            lines.append(f"  moves not looked for: {self.unreadable} files could not be read (below)")
+        lines += [f"  moved {product_key(*move.before)} → {product_key(*move.after)}" + (
+            f", where product {move.sharing} is too ('ingest --sync' removes it if its file is gone)"
+            if move.sharing else "") for move in self.moved]
+        if self.unread:
+            lines.append(f"  moves not looked for: {self.unread} files were not read (below)")
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
         return "\n".join(lines)
 
@@ -70,7 +72,7 @@ class _Prepared:
     decoded: list[_Decoded] = field(default_factory=list)
     present: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
-    unreadable: int = 0
+    unread: int = 0
     places: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
@@ -138,9 +140,8 @@ class Loader:
                 writing = (writer.submit(self._commit, products) if products else None, prepared)
             if writing:
                 self._settle(*writing, report, bar)
-        if not report.unreadable:  # else a product whose own file is unreadable could move to a copy of its image
-            report.moved = [(product_key(*before), product_key(*after)) for before, after in
-                            self.store.relocate(report.places, {entry.category for entry in files})]
+        if not report.unread:  # else a product whose own file was not read could move to a copy of its image
+            report.moved = self.store.relocate(report.places, {entry.category for entry in files})
         if metadata:
             report.updated = self.store.update_metadata(
                 {(entry.category, entry.external_id): metadata[entry.path] for entry in files
@@ -165,7 +166,7 @@ class Loader:
         report.added += added
         report.present += prepared.present + len(prepared.decoded) - added
         report.rejected += prepared.rejected
-        report.unreadable += prepared.unreadable
+        report.unread += prepared.unread
         for sha, places in prepared.places.items():
             report.places.setdefault(sha, []).extend(places)
         bar.update(prepared.size)
@@ -177,17 +178,19 @@ class Loader:
             if not _named_in_utf8(entry):
                 shown = str(entry.path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
                 prepared.rejected.append((shown, "its name is not UTF-8 (the store keeps names as text): rename it"))
+                prepared.unread += 1
                 continue
             try:
                 size = entry.path.stat().st_size
                 if size > self.max_file_bytes:
                     prepared.rejected.append((str(entry.path), f"{size:,} bytes, larger than the limit of "
                                               f"{self.max_file_bytes:,} (LOOKALIKE_MAX_UPLOAD_BYTES)"))
+                    prepared.unread += 1
                     continue
                 data = entry.path.read_bytes()
             except OSError as e:
                 prepared.rejected.append((str(entry.path), f"cannot be read ({e.strerror or e})"))
-                prepared.unreadable += 1
+                prepared.unread += 1
                 continue
             contents.append((entry, data, hashlib.sha256(data).hexdigest()))
         known = self.store.known_hashes(sha for _, _, sha in contents)

@@ -91,7 +91,7 @@ def test_sync_deletes_nothing_while_a_file_cannot_be_read(env, capsys, monkeypat
     monkeypatch.setattr(Path, "read_bytes", failing)
     out = run(capsys, "ingest", str(env), "--sync", "--yes")
     assert f"rejected {unreadable}: cannot be read (Input/output error)" in out
-    assert "sync: not run, 1 files could not be read" in out and "deleted" not in out
+    assert "sync: not run, 1 files were not read" in out and "deleted" not in out
     assert run(capsys, "categories", "show", "Heels").startswith("category Heels: 12 products")
 
 

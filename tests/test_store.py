@@ -52,13 +52,17 @@ def test_a_product_moves_to_where_the_catalogue_now_has_its_image(store):
     places = {bag.image_sha256: [("Totes", "a1")], cap.image_sha256: [("Hats", "x"), ("Caps", "c")],
               hat.image_sha256: [("Caps", "h")], "f" * 64: [("Bags", "gone")]}
     # The cap is still at one of its places; the hat's category is another catalogue's: both stay.
-    assert store.relocate(places, within={"Bags", "Caps", "Totes"}) == [(("Bags", "a"), ("Totes", "a1"))]
+    assert store.relocate(places, within={"Bags", "Caps", "Totes"}) == [(("Bags", "a"), ("Totes", "a1"), None)]
     assert store.category_counts() == {"Caps": 1, "Hats": 1, "Totes": 1}
     assert [p.external_id for p in store.category_vectors("Totes", "v1").products.values()] == ["a1"]
     after = store.category_revisions()
     assert after["Bags"] > before["Bags"] and after["Totes"] > max(before.values())
     assert after["Caps"] == before["Caps"] and after["Hats"] == before["Hats"]
     assert store.relocate({bag.image_sha256: [("Totes", "a1")]}, within={"Totes"}) == []
+    # Renamed onto the name of a product whose file went: both are there until a sync removes the other.
+    [cap_id] = store.ids_of(["c"])
+    assert store.relocate({bag.image_sha256: [("Caps", "c")]}, within={"Totes"}) == [
+        (("Totes", "a1"), ("Caps", "c"), cap_id)]
 
 
 def test_vectors_are_little_endian_float32_blobs(store):
