@@ -76,8 +76,9 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
 
     A key names a file by its name, its name without extension, or either after its category and a slash
     ("Bags/123.jpg"). If a column names the categories of the files the keys fit ("Casual Shoes" names Casual_Shoes),
-    a row joins only a file of the category it names, so one file name may be used in several categories; without
-    such a column, a row fitting files of several categories is an error, never a guess.
+    a name used in several categories joins the file of the category its row names, and of several rows fitting one
+    file, the one naming its category wins; without such a column, a row fitting files of several categories is an
+    error, never a guess.
 
     Args:
         csv_path: a CSV with a header row; any columns.
@@ -106,12 +107,12 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     if key_column is None:
         key_column = max(columns, key=lambda c: sum(_cell(row, c) in named for row in rows))
     fitting = [(row, named[_cell(row, key_column)]) for row in rows if _cell(row, key_column) in named]
-    categories = {_category_name(entry.category) for entry in files}
+    categories = {category_form(entry.category) for entry in files}
 
     def agreeing(column: str) -> tuple[int, int]:
         """In how many rows the column names a category of a file the key fits, and a category of the folder."""
-        cells = [(_category_name(_cell(row, column)), found) for row, found in fitting]
-        return (sum(any(cell == _category_name(entry.category) for entry in found) for cell, found in cells),
+        cells = [(category_form(_cell(row, column)), found) for row, found in fitting]
+        return (sum(any(cell == category_form(entry.category) for entry in found) for cell, found in cells),
                 sum(cell in categories for cell, _ in cells))
 
     # The category column: where it names one of the folder's categories, mostly that of a file its row's key fits.
@@ -119,18 +120,29 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     category_column = max(votes, key=lambda c: votes[c][0], default=None)
     if category_column is not None and not 0 < 2 * votes[category_column][0] >= votes[category_column][1]:
         category_column = None
-    joined, ambiguous = {}, []
+    def agrees(row: dict, entry: CatalogueFile) -> bool:
+        return category_column is None or category_form(_cell(row, category_column)) == category_form(entry.category)
+
+    candidates: dict[Path, list[tuple[dict, bool]]] = {}
+    ambiguous = []
     for row, found in fitting:
-        if category_column is not None:
-            found = [entry for entry in found
-                     if _category_name(entry.category) == _category_name(_cell(row, category_column))]
+        if len(found) > 1 and category_column is not None:
+            found = [entry for entry in found if agrees(row, entry)]
         if len(found) > 1:
             ambiguous.append(f"{_cell(row, key_column)} ({', '.join(str(entry.path) for entry in found)})")
-        elif found:
-            joined[found[0].path] = {k: v for k, v in row.items() if k != key_column and k is not None}
+            continue
+        for entry in found:
+            candidates.setdefault(entry.path, []).append((row, agrees(row, entry)))
+    joined = {}
+    for path, rows_of in candidates.items():
+        # A row naming the file's category wins over one naming another (a shop-wide CSV holds both); otherwise the
+        # last row (a file filed under another category than its row says still gets it).
+        chosen = ([row for row, agreeing in rows_of if agreeing] or [row for row, _ in rows_of])[-1]
+        joined[path] = {k: v for k, v in chosen.items() if k != key_column and k is not None}
     if ambiguous:
         raise ValueError(f"{csv_path}: {len(ambiguous)} rows fit several files, e.g. {'; '.join(ambiguous[:3])}: "
-                         f"key them as Category/name, or add a column holding each row's category")
+                         f"key them as Category/name, or give each row its category in a column, named as its "
+                         f"folder is")
     return joined
 
 
@@ -138,9 +150,10 @@ def _cell(row: dict, column: str) -> str:
     return (row[column] or "").strip()
 
 
-def _category_name(name: str) -> str:
-    """A category name as a CSV and a folder may both spell it ("Casual Shoes", "Casual_Shoes")."""
-    return name.strip().replace(" ", "_")
+def category_form(name: str) -> str:
+    """What a category name is taken to mean whatever its case, spaces or underscores ("Casual Shoes",
+    "casual_shoes "): a CSV's spelling of a folder's name, or a new folder that may be a typo of another."""
+    return "_".join(name.replace("_", " ").split()).casefold()
 
 
 def ahead(work: Callable[[Item], Done], items: Iterable[Item], workers: int = 2) -> Iterator[Done]:

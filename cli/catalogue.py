@@ -19,6 +19,8 @@ def cmd_ingest(args, settings: Settings) -> None:
 
     files = list_catalogue(args.catalogue, args.category)
     metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
+    if args.csv:
+        print(f"metadata: {len(metadata)} of {len(files)} files have a row in {args.csv}")
     store = open_store(settings)
     adopt_served_model(settings, store)
     networks = open_networks(settings, store, batch_work=True)

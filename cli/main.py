@@ -392,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args, Settings.from_env())
+        sys.stdout.flush()  # here, so that a reader gone away is caught below, not at exit
+    except BrokenPipeError:  # piped into a reader that stopped early (| head): the output it wanted went out
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
         print(f"lookalike: {e}", file=sys.stderr)
         return 2

@@ -37,11 +37,17 @@ Place = tuple[str, str]  # where a product is: (category, external id)
 
 
 class Move(NamedTuple):
-    """A stored product moved by ``Store.relocate``."""
+    """A stored product whose image a catalogue now has at another place (``Store.relocate``)."""
 
+    product: int
     before: Place
     after: Place
-    sharing: int | None  # the id of another product still at ``after``, if one is
+    sharing: int | None = None  # when moved: the id of another product still at ``after``, if one is
+
+
+class Relocation(NamedTuple):
+    moved: list[Move]
+    kept: list[Move]  # products of categories the catalogue does not hold: left where they are
 
 
 class NotFound(ValueError):
@@ -410,10 +416,11 @@ class Store:
         if unknown:
             raise NotFound(f"no product with external id {_some(unknown)}{f' in {category}' if category else ''}: "
                            "nothing was deleted; 'lookalike products list' shows the ids")
-        shared = [f"{e} ({', '.join(sorted(name for _, name in found[e]))})" for e in wanted if len(found[e]) > 1]
+        shared = [f"{e} ({', '.join(f'{name} {product_id}' for product_id, name in sorted(found[e]))})"
+                  for e in wanted if len(found[e]) > 1]
         if shared:
-            raise NotFound(f"external id {_some(shared)} is in several categories: nothing was deleted; "
-                           "name the category with --category")
+            raise NotFound(f"external id {_some(shared)} names several products (category, id): nothing was "
+                           "deleted; name the category with --category, or give the product ids")
         return [product_id for e in wanted for product_id, _ in found[e]]
 
     def delete_products(self, ids: Sequence[int]) -> dict[str, int]:
@@ -510,28 +517,31 @@ class Store:
                 self._bump(session, touched)
         return changed
 
-    def relocate(self, places: Mapping[str, Sequence[Place]], within: Collection[str]) -> list[Move]:
+    def relocate(self, places: Mapping[str, Sequence[Place]], within: Collection[str]) -> Relocation:
         """Move stored products of some categories to where a catalogue now has their image.
 
         Args:
             places: by image SHA-256, every (category, external id) a catalogue has that image at.
-            within: the categories the catalogue holds: only their products may move (a product of another
-                catalogue that shares an image stays where that catalogue put it).
+            within: the categories the catalogue holds: only their products move.
 
         Returns:
-            Each product that moved: one of ``within`` whose image is at none of its places now moves to the first
-            (its file was moved to another category folder, or renamed). The categories it left and joined get a
-            new revision in the same transaction.
+            Each product of ``within`` whose image is at none of its places, moved to the first (its file was moved
+            to another category folder, or renamed): the categories it left and joined get a new revision in the
+            same transaction. And each such product of another category, kept where it is (another catalogue's
+            product with the same picture, or one whose category folder is gone).
         """
         hashes = list(places)
         with self._session.begin() as session:
             rows = [row for start in range(0, len(hashes), CHUNK) for row in session.execute(
                 select(Product.id, Product.image_sha256, Product.category_id, Category.name, Product.external_id)
                 .join(Category, Category.id == Product.category_id)
-                .where(Product.image_sha256.in_(hashes[start:start + CHUNK]), Category.name.in_(list(within))))
+                .where(Product.image_sha256.in_(hashes[start:start + CHUNK])))
                 if (row.name, row.external_id) not in places[row.image_sha256]]
+            kept = [Move(row.id, (row.name, row.external_id), places[row.image_sha256][0])
+                    for row in rows if row.name not in within]
+            rows = [row for row in rows if row.name in within]
             if not rows:
-                return []
+                return Relocation([], kept)
             targets = {row.id: places[row.image_sha256][0] for row in rows}
             category_ids = self._category_ids(session, {category for category, _ in targets.values()})
             moved, touched = [], set()
@@ -554,7 +564,8 @@ class Store:
                            .where(tuple_(Category.name, Product.external_id).in_(
                                [targets[row.id] for row in moved[start:start + CHUNK]]),
                                   Product.id.not_in([row.id for row in moved[start:start + CHUNK]])))}
-        return [Move((row.name, row.external_id), targets[row.id], sharing.get(targets[row.id])) for row in moved]
+        return Relocation([Move(row.id, (row.name, row.external_id), targets[row.id], sharing.get(targets[row.id]))
+                           for row in moved], kept)
 
     def products_missing_from(self, categories: Iterable[str], hashes: Collection[str]) -> list[ProductInfo]:
         """Stored products of ``categories`` whose image is none of ``hashes`` (a folder's files)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from catalogue.folder import CatalogueFile, ahead, product_key
+from catalogue.folder import CatalogueFile, ahead, category_form, product_key
 from config import DEFAULTS
 from db.registry import ModelRegistry
 from db.store import Move, NewProduct, Store
@@ -37,6 +37,9 @@ class IngestReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     unread: int = 0  # files among the rejected that were not read: whether they are still products is unknown
     moved: list[Move] = field(default_factory=list)  # stored products now elsewhere
+    kept: list[Move] = field(default_factory=list)  # files whose picture is a product of a category not in the folder
+    # New categories whose names differ from another's only in case, spaces or underscores: (new, other).
+    lookalikes: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     # By the SHA-256 of every file read (stored before or now), where the catalogue has it: (category, external id).
     places: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
@@ -47,6 +50,11 @@ class IngestReport:
         lines += [f"  moved {product_key(*move.before)} → {product_key(*move.after)}" + (
             f", where product {move.sharing} is too ('ingest --sync' removes it if its file is gone)"
             if move.sharing else "") for move in self.moved]
+        lines += [f"  new category {new!r} differs from {other!r} only in case, spaces or underscores: rename its "
+                  "folder if they are one" for new, other in self.lookalikes]
+        lines += [f"  not moved: {product_key(*move.after)} is product {move.product}, {product_key(*move.before)}, "
+                  f"of a category this folder does not hold ('lookalike products delete {move.product}', then ingest "
+                  "again, to move it)" for move in self.kept]
         if self.unread:
             lines.append(f"  moves not looked for: {self.unread} files were not read (below)")
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
@@ -121,7 +129,7 @@ class Loader:
         those whose metadata changed.
         """
         metadata = metadata or {}
-        report = IngestReport()
+        report = IngestReport(lookalikes=self._lookalikes({entry.category for entry in files}))
         started = time.perf_counter()
         seen: set[str] = set()
         chunks = [files[i:i + self.batch_size] for i in range(0, len(files), self.batch_size)]
@@ -141,13 +149,23 @@ class Loader:
             if writing:
                 self._settle(*writing, report, bar)
         if not report.unread:  # else a product whose own file was not read could move to a copy of its image
-            report.moved = self.store.relocate(report.places, {entry.category for entry in files})
+            report.moved, report.kept = self.store.relocate(report.places, {entry.category for entry in files})
         if metadata:
             report.updated = self.store.update_metadata(
                 {(entry.category, entry.external_id): metadata[entry.path] for entry in files
                  if entry.path in metadata})
         report.seconds = time.perf_counter() - started
         return report
+
+    def _lookalikes(self, categories: set[str]) -> list[tuple[str, str]]:
+        """Each new category with the first stored one (else the first other new one) that looks the same."""
+        known = set(self.store.category_revisions())
+        found = []
+        for new in sorted(categories - known):
+            twins = [other for other in sorted(known) + sorted(categories - known)
+                     if other != new and category_form(other) == category_form(new)]
+            found += [(new, twins[0])] if twins and (twins[0] in known or twins[0] < new) else []
+        return found
 
     def _commit(self, products: list[NewProduct]) -> list[NewProduct]:
         """Store one batch, unless a model was registered since this ingest began: the batch has no vector of it,

@@ -53,9 +53,16 @@ def test_an_external_id_in_two_categories_is_deleted_only_from_the_one_named(sto
     image = b"another picture named a"
     other = replace(product("Caps", "a", [0, 1]), image=image, image_sha256=hashlib.sha256(image).hexdigest())
     store.add_products([other])
-    with pytest.raises(NotFound, match=r"external id a \(Bags, Caps\) is in several categories"):
+    [caps_a] = store.ids_of(["a"], "Caps")
+    with pytest.raises(NotFound, match=rf"external id a \(Bags {bags_and_caps['a']}, Caps {caps_a}\) names several "
+                                       r"products \(category, id\): nothing was deleted; name the category"):
         store.ids_of(["a"])
     assert store.ids_of(["a"], "Bags") == [bags_and_caps["a"]]
+    # Two of one category (a file renamed onto the name of one whose file went, not yet synced): by product id.
+    twin = replace(product("Caps", "a", [1, 0]), image=b"a third", image_sha256=hashlib.sha256(b"a third").hexdigest())
+    store.add_products([twin])
+    with pytest.raises(NotFound, match=r"external id a \(Caps \d+, Caps \d+\) names several products"):
+        store.ids_of(["a"], "Caps")
     with pytest.raises(NotFound, match="no product with external id b in Caps"):
         store.ids_of(["b"], "Caps")
 

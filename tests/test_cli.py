@@ -1,4 +1,8 @@
 """The admin's command line, end to end on the embedded database."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from cli.main import main
@@ -83,3 +87,13 @@ def test_training_on_several_folders_with_a_label_map(env, fashion_slice, tmp_pa
     card = json.loads(model.with_suffix(".meta.json").read_text())
     assert card["categories"] == ["Backpacks", "Heels", "Sunglasses", "Watches"]
     assert card["training"]["images"] == 48 + 4  # the slice, two bags and two clocks; "skip" is dropped
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path):
+    environment = {**os.environ, "LOOKALIKE_DATA_DIR": str(tmp_path / "var")}
+    command = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"]
+    subprocess.run([*command, "db", "upgrade"], env=environment, check=True, capture_output=True)
+    listing = subprocess.Popen([*command, "products", "list"], env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    listing.stdout.close()  # as `| head -0` would
+    assert listing.wait(60) == 0 and listing.stderr.read() == b""

@@ -67,6 +67,7 @@ def test_categories_are_shown_deleted_and_renamed(env, capsys, fashion_slice):
 
 def test_reingest_updates_metadata_and_sync_finds_files_that_left(env, capsys):
     out = run(capsys, "ingest", str(env), "--csv", str(FASHION / "products.csv"))
+    assert f"metadata: 48 of 48 files have a row in {FASHION / 'products.csv'}" in out
     assert "added 0, already present 48, moved 0, rejected 0, metadata updated 48" in out
     gone = sorted((env / "Backpacks").glob("*.jpg"))[:2]
     for path in gone:

@@ -113,8 +113,9 @@ def test_a_file_moved_to_another_category_folder_moves_its_product(store, traine
     (catalogue / "Bags").mkdir()
     moved.rename(catalogue / "Bags" / f"renamed{moved.suffix}")
     report = loader.ingest(list_catalogue(catalogue))
-    assert (report.added, report.present, report.moved) == (0, 8, [Move(("Backpacks", moved.stem), ("Bags", "renamed"),
-                                                                        None)])
+    first = int(stored.ids[0])
+    assert (report.added, report.present) == (0, 8)
+    assert report.moved == [Move(first, ("Backpacks", moved.stem), ("Bags", "renamed"))] and report.kept == []
     assert f"moved Backpacks/{moved.stem} → Bags/renamed" in report.summary()
     assert store.category_counts() == {"Backpacks": 3, "Bags": 1, "Watches": 4}
     bags = store.category_vectors("Bags", trained_model.version)  # the same product, vectors and all
@@ -123,8 +124,25 @@ def test_a_file_moved_to_another_category_folder_moves_its_product(store, traine
     # Its image under another catalogue's category: that catalogue's product now, and nothing moves back and forth.
     (tmp_path / "other" / "Totes").mkdir(parents=True)
     shutil.copy(catalogue / "Bags" / f"renamed{moved.suffix}", tmp_path / "other" / "Totes" / "t1.jpg")
-    assert loader.ingest(list_catalogue(tmp_path / "other")).moved == []
+    report = loader.ingest(list_catalogue(tmp_path / "other"))
+    assert report.moved == [] and report.kept == [Move(first, ("Bags", "renamed"), ("Totes", "t1"))]
+    assert (f"not moved: Totes/t1 is product {first}, Bags/renamed, of a category this folder does not hold "
+            f"('lookalike products delete {first}', then ingest again, to move it)") in report.summary()
     assert store.category_counts()["Bags"] == 1
+
+
+def test_a_new_category_that_looks_like_another_is_pointed_out(store, trained_model, tmp_path):
+    catalogue = copy_slice(tmp_path / "catalogue", categories=("Watches",), per_category=2)
+    loader = Loader(trained_model, store, batch_size=16, progress=False)
+    loader.ingest(list_catalogue(catalogue))
+    for typo, photo in zip(("watches", "Watches "), sorted(FASHION.joinpath("catalogue", "Heels").glob("*.jpg"))):
+        (catalogue / typo).mkdir()
+        shutil.copy(photo, catalogue / typo / photo.name)
+    report = loader.ingest(list_catalogue(catalogue))
+    assert report.added == 2 and report.lookalikes == [("Watches ", "Watches"), ("watches", "Watches")]
+    assert ("new category 'watches' differs from 'Watches' only in case, spaces or underscores: rename its folder "
+            "if they are one") in report.summary()
+    assert loader.ingest(list_catalogue(catalogue)).lookalikes == []  # said once, when they are made
 
 
 def test_no_product_moves_while_a_file_cannot_be_read(store, trained_model, tmp_path, monkeypatch):
@@ -176,12 +194,13 @@ def test_csv_rows_are_joined_to_the_category_their_row_names(same_names, tmp_pat
         "Caps/2.jpg": {"kind": "Caps", "colour": "green"}}
     assert joined(same_names, "file,colour\nBags/2.jpg,red\nCaps/1,blue\n", tmp_path) == {
         "Bags/2.jpg": {"colour": "red"}, "Caps/1.jpg": {"colour": "blue"}}
-    # A row of a category this folder does not hold is not joined, even where its name fits one file; cells beyond
-    # the header are dropped; the category may be spelt with spaces for underscores.
+    # Of two rows fitting one file, the one of its category wins; a file filed under another category than its
+    # only row says still gets it; cells beyond the header are dropped; case, spaces and underscores may differ.
     bags = [entry for entry in same_names if entry.category == "Bags"]
-    assert joined(bags, "id,kind\n2,Hats\n1,Bags,extra\n1,Caps\n", tmp_path) == {"Bags/1.jpg": {"kind": "Bags"}}
-    assert joined(relabel(same_names, {"Bags": "Tote_Bags"}), "id,kind\n2,Tote Bags\n", tmp_path) == {
-        "Bags/2.jpg": {"kind": "Tote Bags"}}
+    assert joined(bags, "id,kind\n2,Hats\n1,Bags,extra\n1,Caps\n", tmp_path) == {
+        "Bags/1.jpg": {"kind": "Bags"}, "Bags/2.jpg": {"kind": "Hats"}}
+    assert joined(relabel(same_names, {"Bags": "Tote_Bags"}), "id,kind\n2,tote bags\n", tmp_path) == {
+        "Bags/2.jpg": {"kind": "tote bags"}}
 
 
 def test_a_csv_row_that_fits_files_of_several_categories_is_refused(same_names, tmp_path):

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from db.store import NewProduct
+from db.store import Move, NewProduct
 
 
 def product(category, name, vector, metadata=None, version="v1"):
@@ -51,18 +51,19 @@ def test_a_product_moves_to_where_the_catalogue_now_has_its_image(store):
     before = store.category_revisions()
     places = {bag.image_sha256: [("Totes", "a1")], cap.image_sha256: [("Hats", "x"), ("Caps", "c")],
               hat.image_sha256: [("Caps", "h")], "f" * 64: [("Bags", "gone")]}
+    bag_id, cap_id, hat_id = store.ids_of(["a", "c", "h"])
     # The cap is still at one of its places; the hat's category is another catalogue's: both stay.
-    assert store.relocate(places, within={"Bags", "Caps", "Totes"}) == [(("Bags", "a"), ("Totes", "a1"), None)]
+    assert store.relocate(places, within={"Bags", "Caps", "Totes"}) == (
+        [Move(bag_id, ("Bags", "a"), ("Totes", "a1"))], [Move(hat_id, ("Hats", "h"), ("Caps", "h"))])
     assert store.category_counts() == {"Caps": 1, "Hats": 1, "Totes": 1}
     assert [p.external_id for p in store.category_vectors("Totes", "v1").products.values()] == ["a1"]
     after = store.category_revisions()
     assert after["Bags"] > before["Bags"] and after["Totes"] > max(before.values())
     assert after["Caps"] == before["Caps"] and after["Hats"] == before["Hats"]
-    assert store.relocate({bag.image_sha256: [("Totes", "a1")]}, within={"Totes"}) == []
+    assert store.relocate({bag.image_sha256: [("Totes", "a1")]}, within={"Totes"}) == ([], [])
     # Renamed onto the name of a product whose file went: both are there until a sync removes the other.
-    [cap_id] = store.ids_of(["c"])
-    assert store.relocate({bag.image_sha256: [("Caps", "c")]}, within={"Totes"}) == [
-        (("Totes", "a1"), ("Caps", "c"), cap_id)]
+    assert store.relocate({bag.image_sha256: [("Caps", "c")]}, within={"Totes"}).moved == [
+        Move(bag_id, ("Totes", "a1"), ("Caps", "c"), sharing=cap_id)]
 
 
 def test_vectors_are_little_endian_float32_blobs(store):
