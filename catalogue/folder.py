@@ -75,10 +75,10 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     """Metadata rows joined to catalogue files by file name or id.
 
     A key names a file by its name, its name without extension, or either after its category and a slash
-    ("Bags/123.jpg"). If a column names the categories of the files the keys fit ("Casual Shoes" names Casual_Shoes),
-    a name used in several categories joins the file of the category its row names, and of several rows fitting one
-    file, the one naming its category wins; without such a column, a row fitting files of several categories is an
-    error, never a guess.
+    ("Bags/123.jpg"). If a column names the category of the file a row's key fits, for most files ("Casual Shoes" or
+    "casual shoes" names Casual_Shoes where no other folder has that form), a row joins only a file of the category
+    it names (ids need be unique within a category only); without such a column, a row fitting files of several
+    categories is an error, never a guess.
 
     Args:
         csv_path: a CSV with a header row; any columns.
@@ -107,38 +107,15 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     if key_column is None:
         key_column = max(columns, key=lambda c: sum(_cell(row, c) in named for row in rows))
     fitting = [(row, named[_cell(row, key_column)]) for row in rows if _cell(row, key_column) in named]
-    categories = {category_form(entry.category) for entry in files}
-
-    def agreeing(column: str) -> tuple[int, int]:
-        """In how many rows the column names a category of a file the key fits, and a category of the folder."""
-        cells = [(category_form(_cell(row, column)), found) for row, found in fitting]
-        return (sum(any(cell == category_form(entry.category) for entry in found) for cell, found in cells),
-                sum(cell in categories for cell, _ in cells))
-
-    # The category column: where it names one of the folder's categories, mostly that of a file its row's key fits.
-    votes = {column: agreeing(column) for column in columns if column != key_column}
-    category_column = max(votes, key=lambda c: votes[c][0], default=None)
-    if category_column is not None and not 0 < 2 * votes[category_column][0] >= votes[category_column][1]:
-        category_column = None
-    def agrees(row: dict, entry: CatalogueFile) -> bool:
-        return category_column is None or category_form(_cell(row, category_column)) == category_form(entry.category)
-
-    candidates: dict[Path, list[tuple[dict, bool]]] = {}
-    ambiguous = []
+    category_of = _category_reader(fitting, [c for c in columns if c != key_column], files)
+    joined, ambiguous = {}, []
     for row, found in fitting:
-        if len(found) > 1 and category_column is not None:
-            found = [entry for entry in found if agrees(row, entry)]
+        if category_of is not None:
+            found = [entry for entry in found if entry.category == category_of(row)]
         if len(found) > 1:
             ambiguous.append(f"{_cell(row, key_column)} ({', '.join(str(entry.path) for entry in found)})")
-            continue
-        for entry in found:
-            candidates.setdefault(entry.path, []).append((row, agrees(row, entry)))
-    joined = {}
-    for path, rows_of in candidates.items():
-        # A row naming the file's category wins over one naming another (a shop-wide CSV holds both); otherwise the
-        # last row (a file filed under another category than its row says still gets it).
-        chosen = ([row for row, agreeing in rows_of if agreeing] or [row for row, _ in rows_of])[-1]
-        joined[path] = {k: v for k, v in chosen.items() if k != key_column and k is not None}
+        elif found:
+            joined[found[0].path] = {k: v for k, v in row.items() if k != key_column and k is not None}
     if ambiguous:
         raise ValueError(f"{csv_path}: {len(ambiguous)} rows fit several files, e.g. {'; '.join(ambiguous[:3])}: "
                          f"key them as Category/name, or give each row its category in a column, named as its "
@@ -148,6 +125,31 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
 
 def _cell(row: dict, column: str) -> str:
     return (row[column] or "").strip()
+
+
+def _category_reader(fitting: list[tuple[dict, list[CatalogueFile]]], columns: list[str],
+                     files: list[CatalogueFile]) -> Callable[[dict], str | None] | None:
+    """The folder category each row names, read from the column that names one for most of the files the rows fit
+    (an exact name, or the one folder name of the same form); None when no column does."""
+    exact = {entry.category for entry in files}
+    forms: dict[str, list[str]] = {}
+    for name in sorted(exact):
+        forms.setdefault(category_form(name), []).append(name)
+
+    def reader(column: str) -> Callable[[dict], str | None]:
+        def category(row: dict) -> str | None:
+            cell = _cell(row, column)
+            same = forms.get(category_form(cell), [])
+            return cell if cell in exact else same[0] if len(same) == 1 else None
+        return category
+
+    readers = {column: reader(column) for column in columns}
+    agreeing = {column: sum(any(entry.category == read(row) for entry in found) for row, found in fitting)
+                for column, read in readers.items()}
+    best = max(agreeing, key=agreeing.__getitem__, default=None)
+    fitted = len({entry.path for _, found in fitting for entry in found})
+    # Most files: a column that names a category now and then by chance (a note saying "bags") is not one.
+    return readers[best] if best is not None and 2 * agreeing[best] >= fitted > 0 else None
 
 
 def category_form(name: str) -> str:

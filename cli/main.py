@@ -5,6 +5,7 @@ The model and the store are built here, once, from the settings, and passed to w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -393,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args, Settings.from_env())
         sys.stdout.flush()  # here, so that a reader gone away is caught below, not at exit
-    except BrokenPipeError:  # piped into a reader that stopped early (| head): the output it wanted went out
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except BrokenPipeError:  # piped into a reader that stopped early (| head): no traceback, as Python's docs advise
+        with contextlib.suppress(OSError, ValueError):  # the rest of the output, flushed at exit, goes nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
         print(f"lookalike: {e}", file=sys.stderr)
         return 2

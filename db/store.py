@@ -399,8 +399,8 @@ class Store:
         return category
 
     def ids_of(self, external_ids: Sequence[str], category: str | None = None) -> list[int]:
-        """The product ids of shop ids (external ids, unique within a category), of ``category`` if given; every
-        one must be known, and without ``category`` in one category only."""
+        """The product ids of shop ids (external ids), of ``category`` if given; every one must be known and name one
+        product (two of one category share an id until a sync removes a product whose file a rename replaced)."""
         wanted = list(dict.fromkeys(external_ids))
         found: dict[str, list[tuple[int, str]]] = {}
         with self._session() as session:

@@ -52,9 +52,9 @@ class IngestReport:
             if move.sharing else "") for move in self.moved]
         lines += [f"  new category {new!r} differs from {other!r} only in case, spaces or underscores: rename its "
                   "folder if they are one" for new, other in self.lookalikes]
-        lines += [f"  not moved: {product_key(*move.after)} is product {move.product}, {product_key(*move.before)}, "
-                  f"of a category this folder does not hold ('lookalike products delete {move.product}', then ingest "
-                  "again, to move it)" for move in self.kept]
+        lines += [f"  not moved: {product_key(*move.after)} is the picture of product {move.product}, "
+                  f"{product_key(*move.before)}, of a category this folder does not hold; if it belongs here: "
+                  f"'lookalike products delete {move.product}', then ingest again" for move in self.kept]
         if self.unread:
             lines.append(f"  moves not looked for: {self.unread} files were not read (below)")
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
@@ -160,12 +160,11 @@ class Loader:
     def _lookalikes(self, categories: set[str]) -> list[tuple[str, str]]:
         """Each new category with the first stored one (else the first other new one) that looks the same."""
         known = set(self.store.category_revisions())
-        found = []
-        for new in sorted(categories - known):
-            twins = [other for other in sorted(known) + sorted(categories - known)
-                     if other != new and category_form(other) == category_form(new)]
-            found += [(new, twins[0])] if twins and (twins[0] in known or twins[0] < new) else []
-        return found
+        new = sorted(categories - known)
+        first: dict[str, str] = {}
+        for name in sorted(known) + new:
+            first.setdefault(category_form(name), name)
+        return [(name, first[category_form(name)]) for name in new if first[category_form(name)] != name]
 
     def _commit(self, products: list[NewProduct]) -> list[NewProduct]:
         """Store one batch, unless a model was registered since this ingest began: the batch has no vector of it,

@@ -126,8 +126,8 @@ def test_a_file_moved_to_another_category_folder_moves_its_product(store, traine
     shutil.copy(catalogue / "Bags" / f"renamed{moved.suffix}", tmp_path / "other" / "Totes" / "t1.jpg")
     report = loader.ingest(list_catalogue(tmp_path / "other"))
     assert report.moved == [] and report.kept == [Move(first, ("Bags", "renamed"), ("Totes", "t1"))]
-    assert (f"not moved: Totes/t1 is product {first}, Bags/renamed, of a category this folder does not hold "
-            f"('lookalike products delete {first}', then ingest again, to move it)") in report.summary()
+    assert (f"not moved: Totes/t1 is the picture of product {first}, Bags/renamed, of a category this folder does "
+            f"not hold; if it belongs here: 'lookalike products delete {first}', then ingest again") in report.summary()
     assert store.category_counts()["Bags"] == 1
 
 
@@ -194,13 +194,18 @@ def test_csv_rows_are_joined_to_the_category_their_row_names(same_names, tmp_pat
         "Caps/2.jpg": {"kind": "Caps", "colour": "green"}}
     assert joined(same_names, "file,colour\nBags/2.jpg,red\nCaps/1,blue\n", tmp_path) == {
         "Bags/2.jpg": {"colour": "red"}, "Caps/1.jpg": {"colour": "blue"}}
-    # Of two rows fitting one file, the one of its category wins; a file filed under another category than its
-    # only row says still gets it; cells beyond the header are dropped; case, spaces and underscores may differ.
+    # One category's folder against a shop-wide CSV: only rows of that category join (cells beyond the header are
+    # dropped); case, spaces and underscores may differ where no other folder has the same form.
     bags = [entry for entry in same_names if entry.category == "Bags"]
-    assert joined(bags, "id,kind\n2,Hats\n1,Bags,extra\n1,Caps\n", tmp_path) == {
-        "Bags/1.jpg": {"kind": "Bags"}, "Bags/2.jpg": {"kind": "Hats"}}
+    assert joined(bags, "id,kind\n2,Hats\n1,Bags,extra\n1,Caps\n", tmp_path) == {"Bags/1.jpg": {"kind": "Bags"}}
     assert joined(relabel(same_names, {"Bags": "Tote_Bags"}), "id,kind\n2,tote bags\n", tmp_path) == {
         "Bags/2.jpg": {"kind": "tote bags"}}
+    assert joined(relabel(same_names, {"Bags": "Shoes", "Caps": "shoes"}), "id,kind\n1,shoes\n1,Shoes\n",
+                  tmp_path) == {"Caps/1.jpg": {"kind": "shoes"}, "Bags/1.jpg": {"kind": "Shoes"}}
+    # A column that names a category now and then by chance is not taken for the category column.
+    assert joined(same_names, "file,note\nBags/1,Bags\nBags/2,x\nCaps/1,y\nCaps/2,z\n", tmp_path) == {
+        "Bags/1.jpg": {"note": "Bags"}, "Bags/2.jpg": {"note": "x"}, "Caps/1.jpg": {"note": "y"},
+        "Caps/2.jpg": {"note": "z"}}
 
 
 def test_a_csv_row_that_fits_files_of_several_categories_is_refused(same_names, tmp_path):
