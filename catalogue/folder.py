@@ -117,7 +117,8 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         elif found:
             joined[found[0].path] = {k: v for k, v in row.items() if k != key_column and k is not None}
     if ambiguous:
-        raise ValueError(f"{csv_path}: {len(ambiguous)} rows fit several files, e.g. {'; '.join(ambiguous[:3])}: "
+        examples = list(dict.fromkeys(ambiguous))[:3]  # a key on several rows is one example
+        raise ValueError(f"{csv_path}: {len(ambiguous)} rows fit several files, e.g. {'; '.join(examples)}: "
                          f"key them as Category/name, or give each row its category in a column, named as its "
                          f"folder is")
     return joined
@@ -154,8 +155,9 @@ def _category_reader(fitting: list[tuple[dict, list[CatalogueFile]]], columns: l
 
 def category_form(name: str) -> str:
     """What a category name is taken to mean whatever its case, spaces or underscores ("Casual Shoes",
-    "casual_shoes "): a CSV's spelling of a folder's name, or a new folder that may be a typo of another."""
-    return "_".join(name.replace("_", " ").split()).casefold()
+    "casual_shoes ", "CasualShoes"): a CSV's spelling of a folder's name, or a new folder that may be a typo of
+    another."""
+    return "".join(name.replace("_", " ").split()).casefold()
 
 
 def ahead(work: Callable[[Item], Done], items: Iterable[Item], workers: int = 2) -> Iterator[Done]:

@@ -141,7 +141,6 @@ class ModelRegistry:
         return pruned
 
 
-
 def _lock_models(conn: Connection) -> dict[str, bool]:
     """Every registered version and whether it is active, held for the rest of ``conn``'s transaction.
 

@@ -10,6 +10,7 @@ While a new model version waits for activation, every new product gets a vector 
 from __future__ import annotations
 
 import hashlib
+import shlex
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from catalogue.folder import CatalogueFile, ahead, category_form, product_key
 from config import DEFAULTS
 from db.registry import ModelRegistry
-from db.store import Move, NewProduct, Store
+from db.store import Move, NewProduct, Place, Store
 from images.decoding import ImageError, decode_image
 from model.gallery import gallery_inputs, gallery_vectors
 from model.inference import Network
@@ -38,11 +39,12 @@ class IngestReport:
     unread: int = 0  # files among the rejected that were not read: whether they are still products is unknown
     moved: list[Move] = field(default_factory=list)  # stored products now elsewhere
     kept: list[Move] = field(default_factory=list)  # files whose picture is a product of a category not in the folder
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (stored category, folder holding all its products)
     # New categories whose names differ from another's only in case, spaces or underscores: (new, other).
     lookalikes: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     # By the SHA-256 of every file read (stored before or now), where the catalogue has it: (category, external id).
-    places: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    places: dict[str, list[Place]] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"added {self.added}, already present {self.present}, moved {len(self.moved)}, "
@@ -55,6 +57,11 @@ class IngestReport:
         lines += [f"  not moved: {product_key(*move.after)} is the picture of product {move.product}, "
                   f"{product_key(*move.before)}, of a category this folder does not hold; if it belongs here: "
                   f"'lookalike products delete {move.product}', then ingest again" for move in self.kept]
+        lines += [f"  not moved: folder {after!r} holds every product of category {before!r}; if the category was "
+                  f"renamed: 'lookalike categories rename {shlex.quote(before)} {shlex.quote(after)}' (its model "
+                  "follows)" for before, after in self.renamed]
+        lines += [f"  {product_key(*place)} is the same picture as {product_key(*places[0])}: one product"
+                  for places in self.places.values() for place in places[1:]]
         if self.unread:
             lines.append(f"  moves not looked for: {self.unread} files were not read (below)")
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
@@ -81,7 +88,7 @@ class _Prepared:
     present: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
     unread: int = 0
-    places: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    places: dict[str, list[Place]] = field(default_factory=dict)
 
 
 def _named_in_utf8(entry: CatalogueFile) -> bool:
@@ -124,9 +131,9 @@ class Loader:
         """Store every new image of ``files`` with its vectors; report what was added, present or rejected.
 
         A product of one of the files' categories whose image they now have at another place only (a file moved to
-        another category folder, or renamed) moves there, unless some file could not be read. Products already
-        stored get the metadata given for their file (matched by category and external id), and the report counts
-        those whose metadata changed.
+        another category folder, or renamed) moves there, unless some file was left unread; one of another category
+        stays, and the report names it. Products already stored get the metadata given for their file (matched by
+        category and external id), and the report counts those whose metadata changed.
         """
         metadata = metadata or {}
         report = IngestReport(lookalikes=self._lookalikes({entry.category for entry in files}))
@@ -149,7 +156,8 @@ class Loader:
             if writing:
                 self._settle(*writing, report, bar)
         if not report.unread:  # else a product whose own file was not read could move to a copy of its image
-            report.moved, report.kept = self.store.relocate(report.places, {entry.category for entry in files})
+            report.moved, kept = self.store.relocate(report.places, {entry.category for entry in files})
+            self._sort_kept(kept, report)
         if metadata:
             report.updated = self.store.update_metadata(
                 {(entry.category, entry.external_id): metadata[entry.path] for entry in files
@@ -157,9 +165,23 @@ class Loader:
         report.seconds = time.perf_counter() - started
         return report
 
+    def _sort_kept(self, kept: list[Move], report: IngestReport) -> None:
+        """Products left in a category the folder does not hold: one by one, unless a folder holds all of a category's
+        products (a category folder renamed, which 'categories rename' follows, the model's outputs too)."""
+        groups: dict[tuple[str, str], list[Move]] = {}
+        for move in kept:
+            groups.setdefault((move.before[0], move.after[0]), []).append(move)
+        counts = self.store.category_counts() if kept else {}
+        for (before, after), moves in groups.items():
+            if len(moves) == counts.get(before) and after not in counts:
+                report.renamed.append((before, after))
+            else:
+                report.kept += moves
+
     def _lookalikes(self, categories: set[str]) -> list[tuple[str, str]]:
-        """Each new category with the first stored one (else the first other new one) that looks the same."""
-        known = set(self.store.category_revisions())
+        """Each new category with the first stored one holding products (else the first other new one) that looks
+        the same."""
+        known = set(self.store.category_counts())
         new = sorted(categories - known)
         first: dict[str, str] = {}
         for name in sorted(known) + new:

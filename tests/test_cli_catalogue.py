@@ -80,6 +80,13 @@ def test_reingest_updates_metadata_and_sync_finds_files_that_left(env, capsys):
     assert "every stored product of" in run(capsys, "ingest", str(env), "--sync")
 
 
+def test_a_category_named_for_a_folder_of_sub_folders_is_refused_before_anything_is_synced(env, capsys):
+    (env / "Watches").rename(env / "watches")  # Watches' files now lie in a sub-folder of another name
+    out = run(capsys, "ingest", str(env), "--category", "Watches", "--sync", "--yes", status=2)
+    assert "--category names the category of files lying directly in" in out and "run it without --category" in out
+    assert run(capsys, "categories", "show", "Watches").startswith("category Watches: 12 products")
+
+
 def test_sync_deletes_nothing_while_a_file_cannot_be_read(env, capsys, monkeypatch):
     unreadable = sorted((env / "Heels").glob("*.jpg"))[0]
     read_bytes = Path.read_bytes

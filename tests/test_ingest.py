@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from catalogue.folder import list_catalogue, load_metadata, relabel
+from catalogue.folder import category_form, list_catalogue, load_metadata, relabel
 from config import DEFAULTS
 from db.registry import ModelRegistry
 from db.schema import Feature
@@ -124,10 +124,8 @@ def test_a_file_moved_to_another_category_folder_moves_its_product(store, traine
     # Its image under another catalogue's category: that catalogue's product now, and nothing moves back and forth.
     (tmp_path / "other" / "Totes").mkdir(parents=True)
     shutil.copy(catalogue / "Bags" / f"renamed{moved.suffix}", tmp_path / "other" / "Totes" / "t1.jpg")
-    report = loader.ingest(list_catalogue(tmp_path / "other"))
-    assert report.moved == [] and report.kept == [Move(first, ("Bags", "renamed"), ("Totes", "t1"))]
-    assert (f"not moved: Totes/t1 is the picture of product {first}, Bags/renamed, of a category this folder does "
-            f"not hold; if it belongs here: 'lookalike products delete {first}', then ingest again") in report.summary()
+    report = loader.ingest(list_catalogue(tmp_path / "other"))  # Bags' only product: as if Bags were renamed
+    assert report.moved == [] and report.kept == [] and report.renamed == [("Bags", "Totes")]
     assert store.category_counts()["Bags"] == 1
 
 
@@ -143,6 +141,29 @@ def test_a_new_category_that_looks_like_another_is_pointed_out(store, trained_mo
     assert ("new category 'watches' differs from 'Watches' only in case, spaces or underscores: rename its folder "
             "if they are one") in report.summary()
     assert loader.ingest(list_catalogue(catalogue)).lookalikes == []  # said once, when they are made
+
+
+def test_a_renamed_category_folder_is_pointed_to_categories_rename(store, trained_model, tmp_path):
+    catalogue = copy_slice(tmp_path / "catalogue", categories=("Heels", "Watches"), per_category=3)
+    loader = Loader(trained_model, store, batch_size=16, progress=False)
+    loader.ingest(list_catalogue(catalogue))
+    (catalogue / "Heels").rename(catalogue / "High Heels")
+    shutil.copy(sorted((catalogue / "Watches").glob("*.jpg"))[0], catalogue / "Watches" / "again.jpg")
+    report = loader.ingest(list_catalogue(catalogue))
+    assert (report.moved, report.kept, report.renamed) == ([], [], [("Heels", "High Heels")])
+    summary = report.summary()
+    assert ("not moved: folder 'High Heels' holds every product of category 'Heels'; if the category was renamed: "
+            "'lookalike categories rename Heels 'High Heels'' (its model follows)") in summary
+    copied = sorted((catalogue / "Watches").glob("*.jpg"))[0].stem  # digits sort before "again"
+    assert f"Watches/again is the same picture as Watches/{copied}: one product" in summary
+    assert store.category_counts() == {"Heels": 3, "Watches": 3}
+    gone, *left = sorted((catalogue / "High Heels").glob("*.jpg"))  # not all of them: one by one
+    gone.unlink()
+    report = loader.ingest(list_catalogue(catalogue))
+    assert report.renamed == [] and [move.after for move in report.kept] == [("High Heels", p.stem) for p in left]
+    assert (f"not moved: High Heels/{left[0].stem} is the picture of product {report.kept[0].product}, "
+            f"Heels/{left[0].stem}, of a category this folder does not hold; if it belongs here: 'lookalike products "
+            f"delete {report.kept[0].product}', then ingest again") in report.summary()
 
 
 def test_no_product_moves_while_a_file_cannot_be_read(store, trained_model, tmp_path, monkeypatch):
@@ -206,6 +227,11 @@ def test_csv_rows_are_joined_to_the_category_their_row_names(same_names, tmp_pat
     assert joined(same_names, "file,note\nBags/1,Bags\nBags/2,x\nCaps/1,y\nCaps/2,z\n", tmp_path) == {
         "Bags/1.jpg": {"note": "Bags"}, "Bags/2.jpg": {"note": "x"}, "Caps/1.jpg": {"note": "y"},
         "Caps/2.jpg": {"note": "z"}}
+
+
+def test_category_names_that_differ_in_case_spaces_or_underscores_have_one_form():
+    assert category_form("Back packs") == category_form("backpacks") == category_form(" Back_Packs ") == "backpacks"
+    assert category_form("Heels") != category_form("Heel")
 
 
 def test_a_csv_row_that_fits_files_of_several_categories_is_refused(same_names, tmp_path):
