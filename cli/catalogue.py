@@ -18,11 +18,11 @@ def cmd_ingest(args, settings: Settings) -> None:
     from catalogue.folder import list_catalogue, load_metadata
 
     files = list_catalogue(args.catalogue, args.category)
-    found = sorted({f.category for f in files})
-    if args.category and files and args.category not in found:
+    categories = sorted({f.category for f in files})
+    if args.category and files and args.category not in categories:
         raise ValueError(f"--category names the category of files lying directly in {args.catalogue}, and none do: "
-                         f"its sub-folders are categories of their own ({', '.join(found[:5])}"
-                         f"{', …' if len(found) > 5 else ''}); run it without --category")
+                         f"its sub-folders are categories of their own ({', '.join(categories[:5])}"
+                         f"{', …' if len(categories) > 5 else ''}); run it without --category")
     metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
     if args.csv:
         print(f"metadata: {len(metadata)} of {len(files)} files have a row in {args.csv}")
@@ -37,7 +37,7 @@ def cmd_ingest(args, settings: Settings) -> None:
         print(f"sync: not run, {report.unread} files were not read (above), so which stored products are "
               "gone is unknown: make them readable and run again")
     elif args.sync:  # only categories with a file here: an emptied or misnamed folder never syncs a whole category away
-        _sync(store, found, report.places.keys(), args.yes)
+        _sync(store, categories, report.places.keys(), args.yes)
 
 
 def _sync(store, categories: list[str], hashes: Collection[str], delete: bool) -> None:
