@@ -145,7 +145,10 @@ def cmd_categories_rename(args, settings: Settings) -> None:
     store = open_store(settings)
     adopt_served_model(settings, store)  # so the served model's predictions follow the new name
     store.rename_category(args.old, args.new)
-    print(f"renamed category {args.old!r} to {args.new!r} (and wherever a registered model names it)")
+    if args.new.strip() == args.old:
+        print(f"category {args.old!r} already has that name")
+    else:
+        print(f"renamed category {args.old!r} to {args.new.strip()!r} (and wherever a registered model names it)")
 
 
 def _per_category(counts: dict[str, int]) -> str:

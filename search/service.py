@@ -275,8 +275,9 @@ class SearchService:
             neighbours_ms = lap()
             shares = vote(voted, voters, policy.vote_temperature) if voters else {}
             probabilities = blend(one.probabilities, shares, policy.vote_weight)
-            if scope == Scope.ALL:
-                searched, rule = sorted(revisions), "scope 'all': every category in the catalogue"
+            if scope == Scope.ALL:  # not the emptied categories, whose rows stay to keep their revisions counting
+                searched = sorted(c for c in revisions if self.index.matrix(c, revisions[c]).product_ids.size)
+                rule = "scope 'all': every category in the catalogue"
             else:
                 searched, rule = cover(*narrow(probabilities, policy), nearest.product.category if nearest else None)
             narrow_ms = lap()

@@ -60,6 +60,7 @@ def test_categories_are_shown_deleted_and_renamed(env, capsys, fashion_slice):
     assert run(capsys, "categories", "delete", "Heels", "--yes") == "deleted category 'Heels': 12 products\n"
     assert run(capsys, "categories").split() == ["12", "Backpacks", "12", "Sunglasses", "12", "Watches"]
     assert "no category named 'Shoes'" in run(capsys, "categories", "rename", "Shoes", "Boots", status=2)
+    assert run(capsys, "categories", "rename", "Watches", "Watches ") == "category 'Watches' already has that name\n"
     run(capsys, "categories", "rename", "Sunglasses", "Shades")
     query = sorted((fashion_slice / "Sunglasses").glob("*.jpg"))[0]
     assert "predicted category: Shades" in run(capsys, "search", str(query), "-k", "3")

@@ -98,8 +98,12 @@ def test_a_less_probable_category_must_fit_clearly_better(catalogue, weight, ord
 
 def test_scope_all_ranks_by_distance_alone(catalogue):
     store = catalogue({"a1": ("A", 0.60), "b1": ("B", 0.55), "b2": ("B", 0.90)})
+    store.add_products([NewProduct("C", "c1", b"c1", hashlib.sha256(b"c1").hexdigest(), "image/jpeg", 8, 8,
+                                   {"fake-1": at_distance(0.1, 9)})])
+    store.delete_category("C")
     result = search(store, {"A": 0.6, "B": 0.4}, scope="all", merge_weight=0.5)
     assert [m.product.external_id for m in result.matches] == ["b1", "a1", "b2"]
+    assert result.searched == ["A", "B"]  # not C, emptied
 
 
 def test_the_safety_net_puts_a_near_identical_product_of_another_category_first(catalogue):
