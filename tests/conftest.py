@@ -135,6 +135,21 @@ def copy_slice(target: Path, categories=SLICE_CATEGORIES, per_category: int = 12
     return target
 
 
+@pytest.fixture
+def unreadable(monkeypatch):
+    """Make files unreadable, as a failing disk would: ``unreadable(path)``; reading it raises an I/O error."""
+    failing: set[Path] = set()
+    read_bytes = Path.read_bytes
+
+    def read(path: Path) -> bytes:
+        if path in failing:
+            raise OSError(5, "Input/output error")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read)
+    return failing.add
+
+
 @pytest.fixture(scope="session")
 def fashion_slice(tmp_path_factory) -> Path:
     """4 categories × 12 real catalogue photos (read-only by convention: copy before changing)."""

@@ -166,21 +166,14 @@ def test_a_renamed_category_folder_is_pointed_to_categories_rename(store, traine
             f"delete {report.kept[0].product}', then ingest again") in report.summary()
 
 
-def test_no_product_moves_while_a_file_cannot_be_read(store, trained_model, tmp_path, monkeypatch):
+def test_no_product_moves_while_a_file_cannot_be_read(store, trained_model, tmp_path, unreadable):
     catalogue = copy_slice(tmp_path / "catalogue", categories=("Backpacks",), per_category=3)
     loader = Loader(trained_model, store, batch_size=16, progress=False)
     loader.ingest(list_catalogue(catalogue))
     first = sorted((catalogue / "Backpacks").glob("*.jpg"))[0]
     (catalogue / "Bags").mkdir()
     shutil.copy(first, catalogue / "Bags" / "copy.jpg")  # a copy of the picture elsewhere, its own file unreadable
-    read_bytes = Path.read_bytes
-
-    def failing(path):
-        if path == first:
-            raise OSError(5, "Input/output error")
-        return read_bytes(path)
-
-    monkeypatch.setattr(Path, "read_bytes", failing)
+    unreadable(first)
     report = loader.ingest(list_catalogue(catalogue))
     assert report.unread == 1 and report.moved == [] and "moves not looked for: 1 files" in report.summary()
     assert store.category_counts() == {"Backpacks": 3}
