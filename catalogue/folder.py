@@ -39,7 +39,8 @@ def list_catalogue(root: Path, category: str | None = None) -> list[CatalogueFil
     """
     root = Path(root)
     if not root.is_dir():
-        raise NotADirectoryError(f"catalogue folder not found: {root}")
+        raise NotADirectoryError(f"{root} is not a folder: give the catalogue folder that holds the photos"
+                                 if root.exists() else f"catalogue folder not found: {root}")
     files = []
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)

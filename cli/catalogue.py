@@ -10,6 +10,7 @@ import json
 from collections.abc import Collection
 from pathlib import Path
 
+from cli.arguments import positive, product_id
 from config import Settings
 
 
@@ -101,9 +102,9 @@ def cmd_products_delete(args, settings: Settings) -> None:
         product_ids = store.ids_of(ids, args.category)
     else:
         try:
-            product_ids = [int(i) for i in ids]
-        except ValueError as e:
-            raise ValueError(f"product ids are numbers ({e}); for the shop's own ids add --external") from e
+            product_ids = [product_id(i) for i in ids]
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"{e}; for the shop's own ids add --external") from e
     deleted = store.delete_products(product_ids)
     print(f"deleted {sum(deleted.values())} products ({_per_category(deleted)})")
 
@@ -171,11 +172,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     actions = products.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="products in id order, with their metadata")
     listing.add_argument("--category")
-    listing.add_argument("--after", type=int, default=0, help="start after this product id")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--after", type=product_id, default=0, help="start after this product id")
+    listing.add_argument("--limit", type=positive, default=50)
     listing.set_defaults(func=cmd_products_list)
     show = actions.add_parser("show", help="one product: metadata, image, model versions with vectors")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=product_id)
     show.set_defaults(func=cmd_products_show)
     remove = actions.add_parser("delete", help="delete products (all or none: an unknown id deletes nothing)")
     remove.add_argument("ids", nargs="*", help="product ids (as 'products list' and 'search' show them)")

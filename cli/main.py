@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli import catalogue, improve, models
+from cli.arguments import positive
 from config import Settings
 from config.choices import Metric, Optimizer, Scope
 from config.settings import DEMO_DIR, DEMO_WEIGHTS
@@ -235,7 +236,7 @@ def cmd_grid(args, settings: Settings) -> None:
 
 def cmd_demo(args, settings: Settings) -> None:
     """Set up the embedded demo from the committed assets: schema, model, catalogue, one search."""
-    from bootstrap import build_loader, build_service
+    from bootstrap import adopt_served_model, build_loader, build_service, open_store
     from catalogue.folder import list_catalogue, load_metadata
     from db.migrate import upgrade
     from model.training import TrainConfig
@@ -253,7 +254,9 @@ def cmd_demo(args, settings: Settings) -> None:
         weights = str(DEMO_WEIGHTS) if offline else "imagenet"
         train_and_save(files, TrainConfig(backbone=settings.demo_backbone, weights=weights,
                                           batch_size=settings.batch_size), model_path)
-    service = build_service(settings)
+    store = open_store(settings)
+    adopt_served_model(settings, store)  # as the first ingest does: the admin commands see the demo's model
+    service = build_service(settings, store=store)
     print(build_loader(settings, service.store, [service.model])
           .ingest(files, load_metadata(DEMO_DIR / "products.csv", files)).summary())
     query = sorted((DEMO_DIR / "queries").rglob("*.jpg"))[0]
@@ -274,7 +277,7 @@ def _photos_drawn_from_folders(command: argparse.ArgumentParser, folders_help: s
     """The arguments of an evaluation that draws ``--count`` photos from each of several folders."""
     command.add_argument("folders", type=Path, nargs="+", help=folders_help)
     command.add_argument("--out", type=Path, required=True)
-    command.add_argument("--count", type=int, default=count, help="photos drawn from each folder")
+    command.add_argument("--count", type=positive, default=count, help="photos drawn from each folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,11 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("queries", type=Path, help="a folder of category folders of query images")
     evaluate.add_argument("--out", type=Path, required=True, help="folder for the report")
     evaluate.add_argument("--relevance", type=Path, help="JSON: query label → relevant catalogue categories")
-    evaluate.add_argument("-k", type=int, default=30)
+    evaluate.add_argument("-k", type=positive, default=30)
     evaluate.add_argument("--metric", choices=Metric.values())
     evaluate.add_argument("--scope", choices=Scope.values())
     evaluate.add_argument("--tau", help="narrowing threshold; several, comma-separated, make a τ sweep")
-    evaluate.add_argument("--max-categories", type=int, help="cap on categories searched")
+    evaluate.add_argument("--max-categories", type=positive, help="cap on categories searched")
     evaluate.add_argument("--merge-weight", help="merge weight β of d² − β·ln p; several, comma-separated, are swept "
                                                  "(with every τ)")
     evaluate.add_argument("--title")
@@ -339,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     instances = sub.add_parser("evaluate-instances", help="can altered catalogue photos find their original?")
     instances.add_argument("catalogue", type=Path, help="the ingested catalogue folder")
     instances.add_argument("--out", type=Path, required=True)
-    instances.add_argument("--count", type=int, default=500)
+    instances.add_argument("--count", type=positive, default=500)
     instances.set_defaults(func=cmd_evaluate_instances)
 
     unseen = sub.add_parser("evaluate-unseen", help="instance search on photos the model never saw: the embedding "
@@ -357,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "backgrounds: how well the activation map's box finds them")
     located.add_argument("queries", type=Path, help="a folder of category folders of product photos on white")
     located.add_argument("--out", type=Path, required=True)
-    located.add_argument("--per-category", type=int, default=2)
+    located.add_argument("--per-category", type=positive, default=2)
     located.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7", help="shares of the map's peak")
     located.set_defaults(func=cmd_evaluate_localisation)
 
@@ -398,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):  # the rest of the output, flushed at exit, goes nowhere
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, RuntimeError) as e:  # a file not found or unreadable, a directory for a file, …
         print(f"lookalike: {e}", file=sys.stderr)
         return 2
     except SQLAlchemyError as e:

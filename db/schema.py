@@ -24,6 +24,9 @@ class Base(DeclarativeBase):
     pass
 
 
+# The largest id a query can carry: the drivers bind signed 64-bit integers, and a larger number names no row.
+LARGEST_ID = 2**63 - 1
+
 # InnoDB for transactions and foreign keys; utf8mb4 so any product name or story can be stored.
 MYSQL_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 

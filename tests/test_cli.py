@@ -55,6 +55,24 @@ def test_errors_are_one_clear_line(env, capsys):
     main(["db", "upgrade"])
     assert main(["ingest", "no/such/folder"]) == 2
     assert "catalogue folder not found" in capsys.readouterr().err
+    photo = env / "photo.jpg"
+    photo.write_bytes(b"")
+    assert main(["ingest", str(photo)]) == 2
+    assert "photo.jpg is not a folder" in capsys.readouterr().err
+    assert main(["search", str(env)]) == 2  # a folder where a photo was expected
+    assert "Is a directory" in capsys.readouterr().err
+    assert main(["products", "delete", str(2**64)]) == 2
+    assert "is not a product id" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments", [
+    ["products", "show", str(2**64)], ["products", "show", "x"], ["products", "list", "--after", str(2**63)],
+    ["products", "list", "--limit", "0"], ["products", "list", "--limit", "-1"]])
+def test_out_of_range_numbers_are_refused_by_the_parser(arguments, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(arguments)
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and ("is not a product id" in error or "is not a whole number of 1 or more" in error)
 
 
 def test_every_top_level_package_is_installed():
@@ -97,3 +115,25 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path):
                                stderr=subprocess.PIPE)
     listing.stdout.close()  # as `| head -0` would
     assert listing.wait(60) == 1 and listing.stderr.read() == b""  # no traceback
+
+
+def test_the_demo_registers_its_model_as_the_first_ingest_does(env, trained_model, tmp_path, monkeypatch, capsys):
+    """The demo's admin commands see its model: active, predicting the categories, with every product's vector."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    demo = tmp_path / "demo"
+    for category in ("Heels", "Watches"):  # categories the slice's model predicts; two photos of each
+        (demo / "catalogue" / category).mkdir(parents=True)
+        for path in sorted((ROOT / "demo" / "catalogue" / category).glob("*.jpg"))[:2]:
+            shutil.copy(path, demo / "catalogue" / category)
+    shutil.copytree(demo / "catalogue" / "Watches", demo / "queries" / "Watches")
+    shutil.copy(ROOT / "demo" / "products.csv", demo)
+    monkeypatch.setattr("cli.main.DEMO_DIR", demo)
+    assert main(["demo"]) == 0  # the slice's model fits the demo's backbone: no training
+    assert "added 4" in capsys.readouterr().out
+    assert main(["categories", "show", "Watches"]) == 0
+    shown = capsys.readouterr().out
+    assert f"vectors of {trained_model.version}: 2 (active)" in shown
+    assert f"predicted by: {trained_model.version}" in shown

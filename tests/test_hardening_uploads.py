@@ -38,14 +38,14 @@ class Case:
     name: str
     status: int
     expect: str
-    files: dict = field(default_factory=dict)  # field name -> (bytes, file name)
+    files: dict = field(default_factory=dict)  # field name -> [(bytes, file name), …]
     fields: dict = field(default_factory=dict)
     raw: tuple[str, bytes] | None = None  # (content type, body) sent as is instead of a form
     api_only: bool = False
 
 
 def photo_case(name: str, status: int, expect: str, data: bytes, filename: str = "photo.jpg", **fields) -> Case:
-    return Case(name, status, expect, files={"image": (data, filename)}, fields=fields)
+    return Case(name, status, expect, files={"image": [(data, filename)]}, fields=fields)
 
 
 def animated_gif(first: Image.Image, second: Image.Image) -> bytes:
@@ -113,7 +113,7 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
         photo_case("just over the upload limit", 413, "larger than the limit",
                    b"\xff\xd8" + b"x" * max_upload_bytes),
         photo_case("far over the request limit", 413, "larger than the limit", b"x" * (3 * max_upload_bytes // 2)),
-        Case("a form of 20 parts", 413, "more than 16 parts", files={"image": (data, "photo.jpg")},
+        Case("a form of 20 parts", 413, "more than 16 parts", files={"image": [(data, "photo.jpg")]},
              fields={f"field{i}": "x" for i in range(19)}),
         photo_case("a text field of 600 KB", 413, "a text field over 500,000 bytes", data, k="1" * 600_000),
         # odd but genuine pictures are searched
@@ -129,7 +129,10 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
         photo_case("JPEG declaring 1900×1900 in 200 bytes", 200, "", progressive_jpeg(1900, 1900)),
         # malformed requests
         Case("multipart request without a file", 400, NO_FILE, fields={"k": "3"}),
-        Case("file under another field name", 400, NO_FILE, files={"photo": (data, "photo.jpg")}),
+        Case("file under another field name", 400, NO_FILE, files={"photo": [(data, "photo.jpg")]}),
+        Case("image sent as a text field", 400, NO_FILE, fields={"image": "photo.jpg"}),
+        Case("two images in one search", 400, "one image a search: the request has 2",
+             files={"image": [(data, "a.jpg"), (data, "b.jpg")]}),
         Case("plain-text body", 400, NO_FILE, raw=("text/plain", b"image=photo.jpg")),
         photo_case("unknown parameter", 400, "unknown parameter(s): colour", data, colour="red"),
         photo_case("k = 0", 400, "k must be between 1 and 500", data, k="0"),
@@ -175,7 +178,8 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
 def send(client, url: str, case: Case):
     if case.raw:
         return client.post(url, data=case.raw[1], content_type=case.raw[0])
-    form = {**case.fields, **{name: (io.BytesIO(data), filename) for name, (data, filename) in case.files.items()}}
+    form = {**case.fields, **{name: [(io.BytesIO(data), filename) for data, filename in uploads]
+                              for name, uploads in case.files.items()}}
     return client.post(url, data=form, content_type="multipart/form-data")
 
 

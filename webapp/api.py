@@ -28,8 +28,9 @@ def search():
         image = fetch_url(params.image_url, settings.max_upload_bytes, settings.url_timeout_seconds,
                           settings.allow_private_urls)
     else:
+        # The file first: an 'image' sent as a text field is a missing file, not an unknown parameter.
+        image = read_file(request.files.getlist("image"), settings.max_upload_bytes)
         params = SearchParameters.read(request.values.to_dict())
-        image = read_file(request.files.get("image"), settings.max_upload_bytes)
     return schemas.answer(result_body(search_and_trace(image, params.given())))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
 
+from db.schema import LARGEST_ID
 from search.parameters import MAX_K, SearchParameters
 from webapp.answers import search_and_trace
 from webapp.state import lookalike
@@ -11,8 +12,8 @@ from webapp.uploads import read_file
 blueprint = Blueprint("shop", __name__)
 
 IMAGE_CACHE_SECONDS = 7 * 24 * 3600  # a product's image never changes: its id names one stored image
-# The route part of a product id: the database's ids are signed 64-bit, so a larger number is no product (404).
-PRODUCT_ID = f"int(max={2**63 - 1}):product_id"
+# The route part of a product id: a larger number than the store's ids is no product (404).
+PRODUCT_ID = f"int(max={LARGEST_ID}):product_id"
 
 
 @blueprint.app_context_processor
@@ -28,8 +29,8 @@ def index():
 @blueprint.post("/search")
 def search():
     settings = lookalike().settings
-    params = SearchParameters.read(request.form.to_dict()).given()
-    trace = search_and_trace(read_file(request.files.get("image"), settings.max_upload_bytes), params)
+    image = read_file(request.files.getlist("image"), settings.max_upload_bytes)  # first, as the API does
+    trace = search_and_trace(image, SearchParameters.read(request.form.to_dict()).given())
     return render_template("results.html", trace=trace, settings=settings)
 
 

@@ -41,10 +41,13 @@ class InMemoryRequest(Request):
             raise
 
 
-def read_file(file: FileStorage | None, max_bytes: int) -> bytes:
-    if file is None:
+def read_file(files: list[FileStorage], max_bytes: int) -> bytes:
+    """The one uploaded image of a request (its ``image`` files)."""
+    if not files:
         raise UploadError(400, "no image in the request: send it as the multipart file field 'image'")
-    data = file.stream.read(max_bytes + 1)
+    if len(files) > 1:
+        raise UploadError(400, f"one image a search: the request has {len(files)} in the field 'image'")
+    data = files[0].stream.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise UploadError(413, f"the image is larger than the limit of {max_bytes:,} bytes")
     return data
