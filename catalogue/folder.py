@@ -91,7 +91,7 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         The row (without the key column) of every file that has one.
 
     Raises:
-        ValueError: ``key_column`` is not a column, or keys fit several files.
+        ValueError: ``key_column`` is not a column, keys fit several files, or a file has rows that differ.
     """
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -109,19 +109,26 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         key_column = max(columns, key=lambda c: sum(_cell(row, c) in named for row in rows))
     fitting = [(row, named[_cell(row, key_column)]) for row in rows if _cell(row, key_column) in named]
     category_of = _category_reader(fitting, [c for c in columns if c != key_column], files)
-    joined, ambiguous = {}, []
+    joined: dict[Path, dict] = {}
+    ambiguous, contradicting = [], []
     for row, found in fitting:
         if category_of is not None:
             found = [entry for entry in found if entry.category == category_of(row)]
         if len(found) > 1:
             ambiguous.append(f"{_cell(row, key_column)} ({', '.join(str(entry.path) for entry in found)})")
         elif found:
-            joined[found[0].path] = {k: v for k, v in row.items() if k != key_column and k is not None}
+            values = {k: v for k, v in row.items() if k != key_column and k is not None}
+            if joined.setdefault(found[0].path, values) != values:  # the same row twice is harmless
+                contradicting.append(str(found[0].path))
     if ambiguous:
         examples = list(dict.fromkeys(ambiguous))[:3]  # a key on several rows is one example
-        raise ValueError(f"{csv_path}: {len(ambiguous)} rows fit several files, e.g. {'; '.join(examples)}: "
+        raise ValueError(f"{csv_path}: rows that fit several files ({len(ambiguous)}), e.g. {'; '.join(examples)}: "
                          f"key them as Category/name, or give each row its category in a column, named as its "
                          f"folder is")
+    if contradicting:
+        examples = list(dict.fromkeys(contradicting))
+        raise ValueError(f"{csv_path}: files with several rows that differ ({len(examples)}), e.g. "
+                         f"{'; '.join(examples[:3])}: keep one row for each")
     return joined
 
 

@@ -42,6 +42,7 @@ class IngestReport:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (stored category, folder holding all its products)
     # New categories whose names differ from another's only in case, spaces or underscores: (new, other).
     lookalikes: list[tuple[str, str]] = field(default_factory=list)
+    unpredicted: list[str] = field(default_factory=list)  # the folder's categories the served model does not know
     seconds: float = 0.0
     # By the SHA-256 of every file read (stored before or now), where the catalogue has it: (category, external id).
     places: dict[str, list[Place]] = field(default_factory=dict)
@@ -54,6 +55,10 @@ class IngestReport:
             if move.sharing else "") for move in self.moved]
         lines += [f"  new category {new!r} differs from {other!r} only in case, spaces or underscores: rename its "
                   "folder if they are one" for new, other in self.lookalikes]
+        if self.unpredicted:
+            lines.append(f"  not predicted by the served model: {', '.join(map(repr, self.unpredicted))}; a search "
+                         "reaches their products only when one is the catalogue's nearest to the photo, or with scope "
+                         "'all', until a model trained on them is activated")
         lines += [f"  not moved: {product_key(*move.after)} is the picture of product {move.product}, "
                   f"{product_key(*move.before)}, of a category this folder does not hold; if it belongs here: "
                   f"'lookalike products delete {move.product}', then ingest again" for move in self.kept]
@@ -136,7 +141,9 @@ class Loader:
         category and external id), and the report counts those whose metadata changed.
         """
         metadata = metadata or {}
-        report = IngestReport(lookalikes=self._lookalikes({entry.category for entry in files}))
+        categories = {entry.category for entry in files}
+        report = IngestReport(lookalikes=self._lookalikes(categories),
+                              unpredicted=sorted(categories - set(self.models[0].categories)))
         started = time.perf_counter()
         seen: set[str] = set()
         chunks = [files[i:i + self.batch_size] for i in range(0, len(files), self.batch_size)]
@@ -156,7 +163,7 @@ class Loader:
             if writing:
                 self._settle(*writing, report, bar)
         if not report.unread:  # else a product whose own file was not read could move to a copy of its image
-            report.moved, kept = self.store.relocate(report.places, {entry.category for entry in files})
+            report.moved, kept = self.store.relocate(report.places, categories)
             self._sort_kept(kept, report)
         if metadata:
             report.updated = self.store.update_metadata(
