@@ -118,7 +118,8 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
             ambiguous.append(f"{_cell(row, key_column)} ({', '.join(str(entry.path) for entry in found)})")
         elif found:
             values = {k: v for k, v in row.items() if k != key_column and k is not None}
-            if joined.setdefault(found[0].path, values) != values:  # the same row twice is harmless
+            first = joined.setdefault(found[0].path, values)
+            if any(_cell(first, k) != _cell(values, k) for k in values):  # the same cells twice are harmless
                 contradicting.append(str(found[0].path))
     if ambiguous:
         examples = list(dict.fromkeys(ambiguous))[:3]  # a key on several rows is one example

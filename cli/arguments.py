@@ -2,18 +2,30 @@
 from __future__ import annotations
 
 import argparse
+import reprlib
 
 from db.schema import LARGEST_ID
 
 
 def product_id(text: str) -> int:
     """A product id as typed: a whole number the store's ids can reach (a larger one cannot be looked up)."""
-    if text.strip().isdecimal() and int(text) <= LARGEST_ID:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a product id: ids are whole numbers up to {LARGEST_ID}")
+    if (number := _whole(text)) is not None:
+        return number
+    raise argparse.ArgumentTypeError(f"{reprlib.repr(text)} is not a product id: ids are whole numbers up to "
+                                     f"{LARGEST_ID}")
 
 
 def positive(text: str) -> int:
-    if text.strip().isdecimal() and int(text) >= 1:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    """A count or a limit: 1 or more."""
+    if (number := _whole(text)) is not None and number >= 1:
+        return number
+    raise argparse.ArgumentTypeError(f"{reprlib.repr(text)} is not a whole number from 1 to {LARGEST_ID}")
+
+
+def _whole(text: str) -> int | None:
+    """The number written, if it is a whole number the store can bind (no sign; at most 19 digits before int()
+    reads it, as int() refuses thousands of digits with a message of its own)."""
+    digits = text.strip()
+    if digits.isdecimal() and len(digits.lstrip("0")) <= len(str(LARGEST_ID)) and int(digits) <= LARGEST_ID:
+        return int(digits)
+    return None

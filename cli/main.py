@@ -239,6 +239,7 @@ def cmd_demo(args, settings: Settings) -> None:
     from bootstrap import adopt_served_model, build_loader, build_service, open_store
     from catalogue.folder import list_catalogue, load_metadata
     from db.migrate import upgrade
+    from model.card import ModelCard
     from model.training import TrainConfig
 
     offline = settings.demo_backbone == "mobilenet_v2"
@@ -257,6 +258,10 @@ def cmd_demo(args, settings: Settings) -> None:
     store = open_store(settings)
     adopt_served_model(settings, store)  # as the first ingest does: the admin commands see the demo's model
     service = build_service(settings, store=store)
+    if service.model.version != (trained := ModelCard.read(model_path).version):  # a demo of another backbone before
+        print(f"note: this store serves model {service.model.version}, registered by an earlier run, not {trained}: "
+              f"delete {settings.data_dir} to start the demo afresh, or serve {trained} as the README's 'A new model "
+              "without downtime' says")
     print(build_loader(settings, service.store, [service.model])
           .ingest(files, load_metadata(DEMO_DIR / "products.csv", files)).summary())
     query = sorted((DEMO_DIR / "queries").rglob("*.jpg"))[0]
@@ -360,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "backgrounds: how well the activation map's box finds them")
     located.add_argument("queries", type=Path, help="a folder of category folders of product photos on white")
     located.add_argument("--out", type=Path, required=True)
-    located.add_argument("--per-category", type=positive, default=2)
+    located.add_argument("--per-category", type=int, default=2, help="photos of each category (0: every one)")
     located.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7", help="shares of the map's peak")
     located.set_defaults(func=cmd_evaluate_localisation)
 

@@ -56,9 +56,9 @@ class IngestReport:
         lines += [f"  new category {new!r} differs from {other!r} only in case, spaces or underscores: rename its "
                   "folder if they are one" for new, other in self.lookalikes]
         if self.unpredicted:
-            lines.append(f"  not predicted by the served model: {', '.join(map(repr, self.unpredicted))}; a search "
-                         "reaches their products only when one is the catalogue's nearest to the photo, or with scope "
-                         "'all', until a model trained on them is activated")
+            lines.append(f"  not predicted by the served model: {', '.join(map(repr, self.unpredicted))}; until a "
+                         "model trained on them is activated, a search reaches their products only through the safety "
+                         "net (one of them nearest to the photo) or with scope 'all'")
         lines += [f"  not moved: {product_key(*move.after)} is the picture of product {move.product}, "
                   f"{product_key(*move.before)}, of a category this folder does not hold; if it belongs here: "
                   f"'lookalike products delete {move.product}', then ingest again" for move in self.kept]

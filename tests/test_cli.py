@@ -61,18 +61,20 @@ def test_errors_are_one_clear_line(env, capsys):
     assert "photo.jpg is not a folder" in capsys.readouterr().err
     assert main(["search", str(env)]) == 2  # a folder where a photo was expected
     assert "Is a directory" in capsys.readouterr().err
-    assert main(["products", "delete", str(2**64)]) == 2
-    assert "is not a product id" in capsys.readouterr().err
+    for too_large in (str(2**64), "9" * 5000):
+        assert main(["products", "delete", too_large]) == 2
+        assert "is not a product id" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("arguments", [
     ["products", "show", str(2**64)], ["products", "show", "x"], ["products", "list", "--after", str(2**63)],
-    ["products", "list", "--limit", "0"], ["products", "list", "--limit", "-1"]])
+    ["products", "list", "--limit", "0"], ["products", "list", "--limit", "-1"],
+    ["products", "list", "--limit", "9" * 20], ["products", "show", "1" * 5000]])
 def test_out_of_range_numbers_are_refused_by_the_parser(arguments, capsys):
     with pytest.raises(SystemExit) as stop:
         main(arguments)
     error = capsys.readouterr().err
-    assert stop.value.code == 2 and ("is not a product id" in error or "is not a whole number of 1 or more" in error)
+    assert stop.value.code == 2 and ("is not a product id" in error or "is not a whole number from 1 to" in error)
 
 
 def test_every_top_level_package_is_installed():
@@ -117,11 +119,12 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path):
     assert listing.wait(60) == 1 and listing.stderr.read() == b""  # no traceback
 
 
-def test_the_demo_registers_its_model_as_the_first_ingest_does(env, trained_model, tmp_path, monkeypatch, capsys):
+def test_the_demo_registers_its_model_as_the_first_ingest_does(env, trained_model, trained_model_path, tmp_path,
+                                                               monkeypatch, capsys):
     """The demo's admin commands see its model: active, predicting the categories, with every product's vector."""
     import shutil
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, model_copy
 
     demo = tmp_path / "demo"
     for category in ("Heels", "Watches"):  # categories the slice's model predicts; two photos of each
@@ -137,3 +140,8 @@ def test_the_demo_registers_its_model_as_the_first_ingest_does(env, trained_mode
     shown = capsys.readouterr().out
     assert f"vectors of {trained_model.version}: 2 (active)" in shown
     assert f"predicted by: {trained_model.version}" in shown
+    # A demo model made later (of another backbone, say) is not served by a store that has one: the demo says so.
+    monkeypatch.setenv("LOOKALIKE_MODEL_PATH", str(model_copy(trained_model_path, tmp_path / "other", "other-1")))
+    assert main(["demo"]) == 0
+    assert f"note: this store serves model {trained_model.version}, registered by an earlier run, not other-1" in (
+        capsys.readouterr().out)

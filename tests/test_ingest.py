@@ -143,7 +143,7 @@ def test_a_new_category_that_looks_like_another_is_pointed_out(store, trained_mo
     assert loader.ingest(list_catalogue(catalogue)).lookalikes == []  # said once, when they are made
     # The served model knows Watches, not the new folders: said at every ingest, as it stays true until a retraining.
     assert report.unpredicted == ["Watches ", "watches"]
-    assert "not predicted by the served model: 'Watches ', 'watches'; a search reaches" in report.summary()
+    assert "not predicted by the served model: 'Watches ', 'watches'; until a model trained on them" in report.summary()
 
 
 def test_a_renamed_category_folder_is_pointed_to_categories_rename(store, trained_model, tmp_path):
@@ -238,6 +238,8 @@ def test_a_csv_row_that_fits_files_of_several_categories_is_refused(same_names, 
 
 def test_a_file_with_rows_that_differ_is_refused_and_a_repeated_row_is_not(same_names, tmp_path):
     assert joined(same_names, "file,colour\nBags/1,red\nBags/1,red\n", tmp_path) == {"Bags/1.jpg": {"colour": "red"}}
+    assert joined(same_names, "file,colour,size\nBags/1,red\nBags/1.jpg,red, \n", tmp_path) == {
+        "Bags/1.jpg": {"colour": "red", "size": None}}  # a short row and an empty cell say the same
     with pytest.raises(ValueError, match=r"files with several rows that differ \(1\), e.g. \S+/Bags/1.jpg: keep one"):
         joined(same_names, "file,colour\nBags/1,red\nBags/1.jpg,blue\nCaps/1,red\n", tmp_path)
 
