@@ -44,7 +44,10 @@ def open_network(settings: Settings, batch_work: bool = False, store: Store | No
     if version is None:
         active = registry.active()
         if active is None:
-            return _load(settings.resolved_model_path, settings, batch_work)
+            if not (registered := registry.versions()) or settings.resolved_model_path.is_file():
+                return _load(settings.resolved_model_path, settings, batch_work)
+            raise FileNotFoundError(f"no model is active: 'lookalike models activate VERSION' serves one of those "
+                                    f"registered ({', '.join(registered)})")
         version = active.version
     categories = registry.categories(version)
     files = ModelFiles(settings.resolved_models_dir)

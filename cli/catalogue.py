@@ -17,6 +17,7 @@ from config import Settings
 def cmd_ingest(args, settings: Settings) -> None:
     from bootstrap import adopt_served_model, build_loader, open_networks, open_store
     from catalogue.folder import list_catalogue, load_metadata
+    from search.safety_net import UNPREDICTED_REACH
 
     files = list_catalogue(args.catalogue, args.category)
     categories = sorted({f.category for f in files})
@@ -32,6 +33,9 @@ def cmd_ingest(args, settings: Settings) -> None:
     networks = open_networks(settings, store, batch_work=True)
     report = build_loader(settings, store, networks).ingest(files, metadata)
     print(report.summary())
+    if report.unpredicted:
+        print(f"  not predicted by the served model: {', '.join(map(repr, report.unpredicted))}; until a model "
+              f"trained on them is activated, {UNPREDICTED_REACH}")
     if len(networks) > 1:
         print("new products have vectors of " + ", ".join(network.version for network in networks))
     if args.sync and report.unread:

@@ -48,11 +48,18 @@ def cmd_models_show(args, settings: Settings) -> None:
 
 
 def cmd_models_add(args, settings: Settings) -> None:
+    from model.card import ModelCard
     from model.versions import ModelFiles
 
     registry = _registry(settings)
     path = args.path or settings.resolved_model_path
-    card = ModelFiles(settings.resolved_models_dir).add(path)
+    files = ModelFiles(settings.resolved_models_dir)
+    version = ModelCard.read(path).version
+    if version in registry.versions() and not files.has(version):  # the repair the other commands advise
+        files.add(path)
+        print(f"model {version} was registered already; its files are back in {files.root}")
+        return
+    card = files.add(path)
     registry.register(card.version, card.backbone, card.categories)
     print(f"registered model {card.version} ({card.backbone}, {len(card.categories)} categories); it is not "
           f"served yet: run 'lookalike reembed', then 'lookalike models activate {card.version}'")
@@ -60,6 +67,7 @@ def cmd_models_add(args, settings: Settings) -> None:
 
 def cmd_models_activate(args, settings: Settings) -> None:
     from model.versions import ModelFiles
+    from search.safety_net import UNPREDICTED_REACH
 
     registry = _registry(settings)
     registry.get(args.version)
@@ -69,13 +77,16 @@ def cmd_models_activate(args, settings: Settings) -> None:
                                 "register it again with 'lookalike models add PATH'")
     registry.activate(args.version)
     print(f"model {args.version} is active: every serving process switches to it at its next search")
+    unknown = sorted(set(registry.store.category_counts()) - set(registry.categories(args.version)))
+    if unknown:
+        print(f"  it does not predict {', '.join(map(repr, unknown))}: {UNPREDICTED_REACH}")
 
 
 def cmd_models_prune(args, settings: Settings) -> None:
     from model.versions import ModelFiles
 
     registry = _registry(settings)
-    pruned = registry.prune(args.versions or None)
+    pruned = registry.prune(list(dict.fromkeys(args.versions)) or None)  # a version named twice is pruned once
     files = ModelFiles(settings.resolved_models_dir)
     for version, count in pruned.items():
         files.remove(version)
@@ -96,6 +107,11 @@ def cmd_reembed(args, settings: Settings) -> None:
         networks = open_networks(settings, registry.store, batch_work=True)
     for version, counts in build_loader(settings, registry.store, networks).reembed().items():
         print(f"model {version}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    active = registry.active()
+    for network in networks:
+        if (not active or network.version != active.version) and not registry.missing_vectors(network.version):
+            print(f"every product has a vector of {network.version}: 'lookalike models activate "
+                  f"{network.version}' serves it")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

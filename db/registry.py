@@ -81,13 +81,13 @@ class ModelRegistry:
         for model in self.models():
             if model.version == version:
                 return model
-        raise NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions")
+        raise _not_registered(version)
 
     def categories(self, version: str) -> list[str]:
         with self.store.engine.connect() as conn:
             found = conn.execute(select(ModelVersion.categories).where(ModelVersion.version == version)).first()
         if found is None:
-            raise NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions")
+            raise _not_registered(version)
         return list(found.categories)
 
     def missing_vectors(self, version: str) -> int:
@@ -101,7 +101,7 @@ class ModelRegistry:
         """
         with self.store.engine.begin() as conn:
             if version not in _lock_models(conn):
-                raise NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions")
+                raise _not_registered(version)
             missing = conn.execute(count_without_vector(version)).scalar_one()
             if missing:
                 raise RuntimeError(f"model {version} has no vector for {missing} products: run "
@@ -123,6 +123,8 @@ class ModelRegistry:
         with self.store.engine.begin() as conn:
             registered = _lock_models(conn)
             active = next((version for version, is_active in registered.items() if is_active), None)
+            if not registered:
+                raise RuntimeError("no model is registered: there is nothing to prune")
             if active is None:
                 raise RuntimeError("no model is active yet: activate one with 'lookalike models activate VERSION' "
                                    "before pruning the others")
@@ -139,6 +141,11 @@ class ModelRegistry:
                 pruned[version] = conn.execute(delete(Feature).where(Feature.model_version == version)).rowcount
                 conn.execute(delete(ModelVersion).where(ModelVersion.version == version))
         return pruned
+
+
+def _not_registered(version: str) -> NotFound:
+    return NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions, 'lookalike models "
+                    "add PATH' registers a trained one")
 
 
 def _lock_models(conn: Connection) -> dict[str, bool]:

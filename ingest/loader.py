@@ -42,7 +42,7 @@ class IngestReport:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (stored category, folder holding all its products)
     # New categories whose names differ from another's only in case, spaces or underscores: (new, other).
     lookalikes: list[tuple[str, str]] = field(default_factory=list)
-    unpredicted: list[str] = field(default_factory=list)  # the folder's categories the served model does not know
+    unpredicted: list[str] = field(default_factory=list)  # the folder's stored categories the model cannot predict
     seconds: float = 0.0
     # By the SHA-256 of every file read (stored before or now), where the catalogue has it: (category, external id).
     places: dict[str, list[Place]] = field(default_factory=dict)
@@ -55,10 +55,6 @@ class IngestReport:
             if move.sharing else "") for move in self.moved]
         lines += [f"  new category {new!r} differs from {other!r} only in case, spaces or underscores: rename its "
                   "folder if they are one" for new, other in self.lookalikes]
-        if self.unpredicted:
-            lines.append(f"  not predicted by the served model: {', '.join(map(repr, self.unpredicted))}; until a "
-                         "model trained on them is activated, a search reaches their products only through the safety "
-                         "net (one of them nearest to the photo) or with scope 'all'")
         lines += [f"  not moved: {product_key(*move.after)} is the picture of product {move.product}, "
                   f"{product_key(*move.before)}, of a category this folder does not hold; if it belongs here: "
                   f"'lookalike products delete {move.product}', then ingest again" for move in self.kept]
@@ -142,8 +138,7 @@ class Loader:
         """
         metadata = metadata or {}
         categories = {entry.category for entry in files}
-        report = IngestReport(lookalikes=self._lookalikes(categories),
-                              unpredicted=sorted(categories - set(self.models[0].categories)))
+        report = IngestReport(lookalikes=self._lookalikes(categories))
         started = time.perf_counter()
         seen: set[str] = set()
         chunks = [files[i:i + self.batch_size] for i in range(0, len(files), self.batch_size)]
@@ -169,6 +164,8 @@ class Loader:
             report.updated = self.store.update_metadata(
                 {(entry.category, entry.external_id): metadata[entry.path] for entry in files
                  if entry.path in metadata})
+        holding = categories & set(self.store.category_counts())  # not a folder whose products were renamed away
+        report.unpredicted = sorted(holding - set(self.models[0].categories))
         report.seconds = time.perf_counter() - started
         return report
 

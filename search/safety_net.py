@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from config.choices import Metric
 
+# What a category no served model predicts is left with (the vote counts only the classifier's categories).
+UNPREDICTED_REACH = ("a search reaches their products only through the safety net (one of them nearest to the photo) "
+                     "or with scope 'all'")
+
 
 def cover(searched: list[str], rule: str, nearest_category: str | None) -> tuple[list[str], str]:
     """The categories narrowing chose, with the nearest product's category added when it is not among them, and the

@@ -113,3 +113,32 @@ def test_a_new_model_is_embedded_beside_the_served_one_then_activated(env, capsy
     assert run(capsys, "models", "prune") == f"pruned model {old}: 50 vectors deleted\n"
     assert "no registered model 'nope'" in run(capsys, "models", "activate", "nope", status=2)
     assert "every product has one" in run(capsys, "models", "show", "candidate-2")
+
+
+def test_the_model_commands_say_what_to_do_next(env, capsys, trained_model_path, tmp_path, monkeypatch):
+    old = json.loads(trained_model_path.with_suffix(".meta.json").read_text())["version"]
+    belts = copy_slice(tmp_path / "belts", categories=("Belts",), per_category=2)
+    assert "not predicted by the served model: 'Belts'; until a model" in run(capsys, "ingest", str(belts))
+    new = model_copy(trained_model_path, tmp_path / "trained", "candidate-2")
+    run(capsys, "models", "add", str(new))
+    assert ("every product has a vector of candidate-2: 'lookalike models activate candidate-2' serves it"
+            in run(capsys, "reembed"))
+    assert "it does not predict 'Belts': a search reaches" in run(capsys, "models", "activate", "candidate-2")
+    # Its files lost: 'models add', which the other commands advise, puts them back.
+    shutil.rmtree(tmp_path / "var" / "models" / "candidate-2")
+    photo = sorted((env / "Watches").glob("*.jpg"))[0]
+    assert "is registered but its files are not in" in run(capsys, "search", str(photo), status=2)
+    assert "was registered already; its files are back" in run(capsys, "models", "add", str(new))
+    assert run(capsys, "models", "prune", old, old) == f"pruned model {old}: 50 vectors deleted\n"  # named twice
+    monkeypatch.setattr("ingest.loader.Loader.reembed", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert "interrupted; what was stored is kept" in run(capsys, "reembed", status=130)
+
+
+def test_a_registered_model_not_yet_active_is_named(monkeypatch, tmp_path, trained_model_path, capsys, fashion_slice):
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "var"))  # no model at LOOKALIKE_MODEL_PATH
+    monkeypatch.delenv("LOOKALIKE_MODEL_PATH", raising=False)
+    run(capsys, "db", "upgrade")
+    assert "no model is registered: there is nothing to prune" in run(capsys, "models", "prune", status=2)
+    run(capsys, "models", "add", str(model_copy(trained_model_path, tmp_path / "trained", "candidate-2")))
+    err = run(capsys, "ingest", str(fashion_slice), status=2)
+    assert "no model is active: 'lookalike models activate VERSION' serves one of those registered (candidate-2)" in err
