@@ -116,8 +116,11 @@ def cmd_products_delete(args, settings: Settings) -> None:
 def cmd_categories_list(args, settings: Settings) -> None:
     from bootstrap import open_store
 
-    for name, count in open_store(settings).category_counts().items():
+    counts = open_store(settings).category_counts()
+    for name, count in counts.items():
         print(f"{count:>7}  {name}")
+    if not counts:
+        print("no products stored: 'lookalike ingest FOLDER' loads a catalogue")
 
 
 def cmd_categories_show(args, settings: Settings) -> None:
@@ -131,7 +134,8 @@ def cmd_categories_show(args, settings: Settings) -> None:
     for version, count in detail.vectors.items():
         print(f"  vectors of {version}: {count}" + (" (active)" if active and version == active.version else ""))
     models = [m.version for m in ModelRegistry(store).models() if detail.name in m.categories]
-    print("  predicted by: " + (", ".join(models) or "no registered model (retrain to learn it)"))
+    print("  predicted by: " + (", ".join(models) or ("no registered model (retrain to learn it)" if detail.products
+                                                       else "no registered model")))
 
 
 def cmd_categories_delete(args, settings: Settings) -> None:

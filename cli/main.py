@@ -98,11 +98,11 @@ def format_result(result) -> str:
         lines.append(f"{i:>3}  {match.product.id:>8}  {match.product.external_id[:14]:<14} "
                      f"{match.product.category[:16]:<16} {match.distance:>8.4f}  {match.similarity:>9.1f}%")
     if not result.matches:
-        lines.append("  (no stored products in the searched categories)")
-    if result.weak:
-        best = result.matches[0].similarity if result.matches else 0.0
-        lines.append(f"nothing in the catalogue looks much like this image: the best match is only {best:.0f} % "
-                     f"similar (a match is close from {result.policy.min_similarity:.0f} %)")
+        lines.append("  (no stored products in the searched categories: 'lookalike categories' lists those stored)")
+    elif result.weak:
+        lines.append(f"nothing in the catalogue looks much like this image: the best match is only "
+                     f"{result.matches[0].similarity:.0f} % similar (a match is close from "
+                     f"{result.policy.min_similarity:.0f} %)")
     lines.append("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
     return "\n".join(lines)
 

@@ -49,6 +49,16 @@ def test_ingest_reports_and_skips_files_the_decoders_fail_on(env, tmp_path, caps
     assert all(f"{name}: " in out for name in bad)
 
 
+def test_an_empty_store_says_so(env, fashion_slice, capsys):
+    main(["db", "upgrade"])
+    capsys.readouterr()
+    assert main(["categories"]) == 0
+    assert capsys.readouterr().out == "no products stored: 'lookalike ingest FOLDER' loads a catalogue\n"
+    assert main(["search", str(sorted((fashion_slice / "Watches").glob("*.jpg"))[0])]) == 0
+    out = capsys.readouterr().out
+    assert "(no stored products in the searched categories: 'lookalike categories'" in out and "best match" not in out
+
+
 def test_errors_are_one_clear_line(env, capsys):
     assert main(["search", "missing.jpg"]) == 2
     assert "run 'lookalike db upgrade'" in capsys.readouterr().err

@@ -130,6 +130,11 @@ def test_the_model_commands_say_what_to_do_next(env, capsys, trained_model_path,
     assert "is registered but its files are not in" in run(capsys, "search", str(photo), status=2)
     assert "was registered already; its files are back" in run(capsys, "models", "add", str(new))
     assert run(capsys, "models", "prune", old, old) == f"pruned model {old}: 50 vectors deleted\n"  # named twice
+    shown = run(capsys, "categories", "show", "Belts")
+    assert shown.endswith("predicted by: no registered model (retrain to learn it)\n")
+    run(capsys, "categories", "delete", "Belts", "--yes")
+    shown = run(capsys, "categories", "show", "Belts")
+    assert shown.endswith("predicted by: no registered model\n")  # emptied: nothing to learn
     monkeypatch.setattr("ingest.loader.Loader.reembed", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
     assert "interrupted; what was stored is kept" in run(capsys, "reembed", status=130)
 
