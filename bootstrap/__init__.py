@@ -14,6 +14,7 @@ from db.migrate import require_current
 from db.registry import ModelRegistry
 from db.store import Store
 from ingest.loader import Loader
+from model.card import card_path
 from model.inference import Network, load_network
 from model.versions import ModelFiles
 from search.ann import AnnPolicy
@@ -44,10 +45,11 @@ def open_network(settings: Settings, batch_work: bool = False, store: Store | No
     if version is None:
         active = registry.active()
         if active is None:
-            if not (registered := registry.versions()) or settings.resolved_model_path.is_file():
+            if not (registered := registry.versions()) or card_path(settings.resolved_model_path).is_file():
                 return _load(settings.resolved_model_path, settings, batch_work)
-            raise FileNotFoundError(f"no model is active: 'lookalike models activate VERSION' serves one of those "
-                                    f"registered ({', '.join(registered)})")
+            raise FileNotFoundError(f"no model is active: 'lookalike reembed --version VERSION' gives every product "
+                                    f"its vector, then 'lookalike models activate VERSION' serves it (registered: "
+                                    f"{', '.join(registered)})")
         version = active.version
     categories = registry.categories(version)
     files = ModelFiles(settings.resolved_models_dir)

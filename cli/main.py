@@ -406,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):  # the rest of the output, flushed at exit, goes nowhere
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except KeyboardInterrupt:  # Ctrl-C: what was committed stays (ingest and reembed go on from it when run again)
-        print("\nlookalike: interrupted; what was stored is kept, and ingest or reembed run again finish the rest",
-              file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C
+        resumable = args.command in ("ingest", "reembed")  # what they committed stays, and a re-run goes on from it
+        print("\nlookalike: interrupted" + (f"; what was stored is kept: run '{args.command}' again to finish"
+                                            if resumable else ""), file=sys.stderr)
         return 130
     except (OSError, ValueError, RuntimeError) as e:  # a file not found or unreadable, a directory for a file, …
         print(f"lookalike: {e}", file=sys.stderr)

@@ -54,12 +54,15 @@ def cmd_models_add(args, settings: Settings) -> None:
     registry = _registry(settings)
     path = args.path or settings.resolved_model_path
     files = ModelFiles(settings.resolved_models_dir)
-    version = ModelCard.read(path).version
-    if version in registry.versions() and not files.has(version):  # the repair the other commands advise
+    card = ModelCard.read(path)
+    if card.version in registry.versions() and not files.has(card.version):  # the repair the other commands advise
+        registered = registry.get(card.version)
+        if (card.backbone, len(card.categories)) != (registered.backbone, len(registered.categories)):
+            raise ValueError(f"{path} is not the registered model {card.version}: its backbone or categories differ")
         files.add(path)
-        print(f"model {version} was registered already; its files are back in {files.root}")
+        print(f"model {card.version} was registered already; its files are back in {files.root}")
         return
-    card = files.add(path)
+    files.add(path)
     registry.register(card.version, card.backbone, card.categories)
     print(f"registered model {card.version} ({card.backbone}, {len(card.categories)} categories); it is not "
           f"served yet: run 'lookalike reembed', then 'lookalike models activate {card.version}'")
@@ -105,13 +108,13 @@ def cmd_reembed(args, settings: Settings) -> None:
         networks = [open_network(settings, True, registry.store, args.version)]
     else:
         networks = open_networks(settings, registry.store, batch_work=True)
+    active = registry.active()
     for version, counts in build_loader(settings, registry.store, networks).reembed().items():
         print(f"model {version}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    active = registry.active()
-    for network in networks:
-        if (not active or network.version != active.version) and not registry.missing_vectors(network.version):
-            print(f"every product has a vector of {network.version}: 'lookalike models activate "
-                  f"{network.version}' serves it")
+        # A version this run completed (not the one serving, nor an older one whose vectors ingest kept up)
+        if counts["embedded"] and (not active or version != active.version) and version in registry.versions() \
+                and not registry.missing_vectors(version):
+            print(f"every product has a vector of {version}: 'lookalike models activate {version}' serves it")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -124,7 +124,8 @@ class ModelRegistry:
             registered = _lock_models(conn)
             active = next((version for version, is_active in registered.items() if is_active), None)
             if not registered:
-                raise RuntimeError("no model is registered: there is nothing to prune")
+                raise RuntimeError("no model is registered yet: 'lookalike models add PATH' registers one; once one is "
+                                   "active, the others' vectors can be pruned")
             if active is None:
                 raise RuntimeError("no model is active yet: activate one with 'lookalike models activate VERSION' "
                                    "before pruning the others")

@@ -141,9 +141,11 @@ def test_the_model_commands_say_what_to_do_next(env, capsys, trained_model_path,
 
 def test_a_registered_model_not_yet_active_is_named(monkeypatch, tmp_path, trained_model_path, capsys, fashion_slice):
     monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "var"))  # no model at LOOKALIKE_MODEL_PATH
-    monkeypatch.delenv("LOOKALIKE_MODEL_PATH", raising=False)
+    for name in ("LOOKALIKE_MODEL_PATH", "LOOKALIKE_DATABASE_URL", "LOOKALIKE_MODELS_DIR"):
+        monkeypatch.delenv(name, raising=False)
     run(capsys, "db", "upgrade")
-    assert "no model is registered: there is nothing to prune" in run(capsys, "models", "prune", status=2)
+    assert "no model is registered yet: 'lookalike models add PATH'" in run(capsys, "models", "prune", status=2)
     run(capsys, "models", "add", str(model_copy(trained_model_path, tmp_path / "trained", "candidate-2")))
     err = run(capsys, "ingest", str(fashion_slice), status=2)
-    assert "no model is active: 'lookalike models activate VERSION' serves one of those registered (candidate-2)" in err
+    assert ("no model is active: 'lookalike reembed --version VERSION' gives every product its vector, then "
+            "'lookalike models activate VERSION' serves it (registered: candidate-2)") in err

@@ -135,6 +135,20 @@ def test_a_weak_best_match_is_said_plainly(web_settings, web_service, fashion_sl
     assert upload(strict, photo.read_bytes()).get_json()["weak_match"] is True
 
 
+def test_an_empty_catalogue_is_said_plainly(tmp_path, web_settings, trained_model, fashion_slice):
+    from db.migrate import upgrade
+    from db.store import Store
+    from search.service import SearchService
+
+    settings = replace(web_settings, data_dir=tmp_path)
+    upgrade(settings.resolved_database_url)
+    service = SearchService(trained_model, Store.from_url(settings.resolved_database_url), localise_max_share=0)
+    html = upload(create_app(settings, service).test_client(), catalogue_photo(fashion_slice).read_bytes(),
+                  url="/search").get_data(as_text=True)
+    assert 'id="empty"' in html and "No products are stored in the searched categories" in html
+    assert 'id="weak"' not in html  # not "the best match is only 0 % similar"
+
+
 def test_the_api_says_which_weak_match_threshold_it_applied(client, web_settings, web_service, fashion_slice):
     photo = catalogue_photo(fashion_slice).read_bytes()
     assert web_settings.min_similarity is None and 0 < web_service.model.min_similarity < 100
