@@ -22,7 +22,6 @@ from sqlalchemy import (
     insert,
     make_url,
     select,
-    text,
     tuple_,
     update,
 )
@@ -166,10 +165,6 @@ class Store:
     @classmethod
     def from_url(cls, url: str) -> Store:
         return cls(create_db_engine(url))
-
-    def ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
 
     # --- ingest -------------------------------------------------------------------------------
 

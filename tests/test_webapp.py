@@ -149,6 +149,25 @@ def test_an_empty_catalogue_is_said_plainly(tmp_path, web_settings, trained_mode
     assert 'id="weak"' not in html  # not "the best match is only 0 % similar"
 
 
+def test_health_shows_an_activated_version_that_cannot_be_loaded(tmp_path, web_settings, trained_model):
+    from db.migrate import upgrade
+    from db.registry import ModelRegistry
+    from db.store import Store
+    from search.service import SearchService
+
+    settings = replace(web_settings, data_dir=tmp_path)
+    upgrade(settings.resolved_database_url)
+    store = Store.from_url(settings.resolved_database_url)
+    client = create_app(settings, SearchService(trained_model, store)).test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok", "database": "ok", "model": trained_model.version,
+                                                 "active": None}  # nothing registered: the model it started with
+    registry = ModelRegistry(store)
+    registry.register("broken-1", "mobilenet_v2", trained_model.categories)  # its files were never copied in
+    registry.activate("broken-1")
+    health = client.get("/healthz").get_json()
+    assert health["model"] == trained_model.version and health["active"] == "broken-1"  # still serving the old one
+
+
 def test_the_api_says_which_weak_match_threshold_it_applied(client, web_settings, web_service, fashion_slice):
     photo = catalogue_photo(fashion_slice).read_bytes()
     assert web_settings.min_similarity is None and 0 < web_service.model.min_similarity < 100

@@ -53,9 +53,11 @@ def categories():
 
 @blueprint.get("/healthz")
 def health():
-    service = lookalike().service  # reads the active version: a database error becomes a 503
-    service.store.ping()
-    return schemas.answer(schemas.Health(status="ok", database="ok", model=service.model.version))
+    live = lookalike().live
+    service = live.current()
+    active = live.registry.active()  # a query: a database error becomes a 503
+    return schemas.answer(schemas.Health(status="ok", database="ok", model=service.model.version,
+                                         active=active.version if active else None))
 
 
 @blueprint.get("/api/openapi.json")

@@ -119,6 +119,9 @@ class Health(Body):
     status: str
     database: str
     model: str = Field(description="the version being served")
+    active: str | None = Field(description="the version activated in the registry (null before any is registered): "
+                                           "while it differs from `model`, it is loading or cannot be loaded (the "
+                                           "server's log says why, and it is tried again every 30 s)")
 
 
 def answer(body: Body, status: int = 200) -> tuple[Response, int]:
