@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import reprlib
 
 from db.schema import LARGEST_ID
@@ -29,3 +30,26 @@ def _whole(text: str) -> int | None:
     if digits.isdecimal() and len(digits.lstrip("0")) <= len(str(LARGEST_ID)) and int(digits) <= LARGEST_ID:
         return int(digits)
     return None
+
+
+def shares(text: str) -> list[float]:
+    """Comma-separated numbers from 0 to 1 (narrowing thresholds), each once."""
+    return _numbers(text, lambda value: 0 <= value <= 1, "a number from 0 to 1")
+
+
+def non_negatives(text: str) -> list[float]:
+    """Comma-separated numbers of 0 or more (merge weights), each once."""
+    return _numbers(text, lambda value: 0 <= value < math.inf, "a number of 0 or more")
+
+
+def _numbers(text: str, fits, what: str) -> list[float]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not fits(value):  # NaN fits nothing
+            raise argparse.ArgumentTypeError(f"{reprlib.repr(part.strip())} is not {what}")
+        values.append(value)
+    return list(dict.fromkeys(values))

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli import catalogue, improve, models
-from cli.arguments import positive
+from cli.arguments import non_negatives, positive, shares
 from config import Settings
 from config.choices import Metric, Optimizer, Scope
 from config.settings import DEMO_DIR, DEMO_WEIGHTS
@@ -127,11 +127,17 @@ def cmd_evaluate(args, settings: Settings) -> None:
     from catalogue.folder import list_catalogue
     from evaluation import report
 
+    if args.k < max(report.KS):
+        raise ValueError(f"-k {args.k} is below the report's deepest rank: it gives precision and recall at "
+                         f"{', '.join(map(str, report.KS))}")
+    _output_folder(args.out)
     queries = list_catalogue(args.queries)
     relevance = report.load_relevance(args.relevance)
-    taus = [float(t) for t in args.tau.split(",")] if args.tau else [settings.narrow_tau]
-    weights = [float(w) for w in args.merge_weight.split(",")] if args.merge_weight else [settings.merge_weight]
+    taus = args.tau or [settings.narrow_tau]
+    weights = args.merge_weight or [settings.merge_weight]
     store = open_store(settings)
+    for warning in report.check_labels(queries, relevance, store.category_counts()):
+        print(f"note: {warning}")
     service = build_service(settings, open_network(settings, batch_work=True, store=store), store)
     policies = [replace(service.policy, tau=tau, merge_weight=weight,
                         max_categories=args.max_categories or service.policy.max_categories)
@@ -161,11 +167,18 @@ def cmd_evaluate(args, settings: Settings) -> None:
         (args.out / "narrowing.md").write_text(report.narrowing_table(rows))
 
 
+def _output_folder(out: Path) -> None:
+    """Refused before any work when the report's folder cannot be one."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file: give a folder for the report")
+
+
 def cmd_evaluate_instances(args, settings: Settings) -> None:
     from bootstrap import build_service, open_network
     from catalogue.folder import list_catalogue
     from evaluation.instances import evaluate_instances
 
+    _output_folder(args.out)
     outcome = evaluate_instances(build_service(settings, open_network(settings, batch_work=True)),
                                  list_catalogue(args.catalogue), args.count)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -179,6 +192,7 @@ def cmd_evaluate_unseen(args, settings: Settings) -> None:
     from evaluation.unseen import compare_on_unseen
     from model.network import KerasNetwork
 
+    _output_folder(args.out)
     network = KerasNetwork.load(settings.resolved_model_path, settings.batch_size)
     args.out.mkdir(parents=True, exist_ok=True)
     tables = [compare_on_unseen(network, list_catalogue(folder), settings.max_image_pixels, args.count).markdown(
@@ -193,6 +207,7 @@ def cmd_evaluate_similarity(args, settings: Settings) -> None:
     from catalogue.folder import list_catalogue
     from evaluation.similarity import best_matches, markdown
 
+    _output_folder(args.out)
     service = build_service(settings, open_network(settings, batch_work=True))
     rows = [best_matches(service, str(folder), list_catalogue(folder), args.count, settings.batch_size)
             for folder in args.folders]
@@ -208,6 +223,7 @@ def cmd_evaluate_localisation(args, settings: Settings) -> None:
     from catalogue.folder import list_catalogue, per_category
     from evaluation.localisation import run, write
 
+    _output_folder(args.out)
     products = per_category(list_catalogue(args.queries), args.per_category)
     network = open_network(settings, batch_work=True)
     thresholds = [float(t) for t in args.thresholds.split(",")]
@@ -337,10 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-k", type=positive, default=30)
     evaluate.add_argument("--metric", choices=Metric.values())
     evaluate.add_argument("--scope", choices=Scope.values())
-    evaluate.add_argument("--tau", help="narrowing threshold; several, comma-separated, make a τ sweep")
+    evaluate.add_argument("--tau", type=shares, help="narrowing threshold; several, comma-separated, make a τ sweep")
     evaluate.add_argument("--max-categories", type=positive, help="cap on categories searched")
-    evaluate.add_argument("--merge-weight", help="merge weight β of d² − β·ln p; several, comma-separated, are swept "
-                                                 "(with every τ)")
+    evaluate.add_argument("--merge-weight", type=non_negatives, help="merge weight β of d² − β·ln p; several, "
+                                                                     "comma-separated, are swept (with every τ)")
     evaluate.add_argument("--title")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -9,7 +9,8 @@ import io
 import json
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,42 @@ class Evaluation:
 
 
 def load_relevance(path: Path | None) -> dict[str, list[str]] | None:
-    """A JSON object mapping each query label to the catalogue categories that count as relevant."""
-    return json.loads(Path(path).read_text()) if path else None
+    """A JSON object mapping each query label to the catalogue categories that count as relevant.
+
+    Raises:
+        ValueError: the file holds anything else.
+    """
+    if path is None:
+        return None
+    relevance = json.loads(Path(path).read_text())
+    if not (isinstance(relevance, dict) and all(isinstance(categories, list) and all(isinstance(c, str)
+                                                                                     for c in categories)
+                                                for categories in relevance.values())):
+        raise ValueError(f"{path}: give an object mapping each query label to a list of catalogue categories, "
+                         'e.g. {"t-shirt": ["Tshirts"], "skirt": []}')
+    return relevance
+
+
+def check_labels(queries: Sequence[CatalogueFile], relevance: Mapping[str, list[str]] | None,
+                 stored: Collection[str]) -> list[str]:
+    """What a user must know before the figures: a relevance map naming categories the store does not hold is
+    refused (they could never be found); labels the map leaves out, or with no such category, are returned as
+    warnings (their queries are skipped, or can only miss).
+
+    Raises:
+        ValueError: the map names categories that are not stored.
+    """
+    labels = Counter(query.category for query in queries)
+    if relevance is None:
+        absent = sorted(set(labels) - set(stored))
+        return [f"no catalogue category named {label!r}: its {labels[label]} queries can only miss ('--relevance' "
+                "maps labels to categories)" for label in absent]
+    unknown = sorted({c for categories in relevance.values() for c in categories} - set(stored))
+    if unknown:
+        raise ValueError(f"the relevance map names categories the catalogue does not hold: {', '.join(unknown)} "
+                         f"(it holds {', '.join(sorted(stored))})")
+    return [f"{label!r} is not in the relevance map: its {labels[label]} queries are skipped"
+            for label in sorted(set(labels) - set(relevance))]
 
 
 def run(service: SearchService, queries: Sequence[CatalogueFile], relevance: Mapping[str, list[str]] | None = None,

@@ -1,5 +1,6 @@
 """The evaluation command on a small real slice: reports, pictures, τ sweep and instance search."""
 import json
+import shutil
 
 import pytest
 
@@ -74,6 +75,48 @@ def test_evaluate_command_with_a_tau_sweep(monkeypatch, tmp_path, trained_model_
     assert "| 0 |" in table and "| 0.999999 |" in table and (tmp_path / "sweep" / "narrowing.png").is_file()
     wide = json.loads((tmp_path / "sweep" / "tau-0.999999" / "summary.json").read_text())
     assert 1 <= wide["mean_categories_searched"] <= 3 and wide["settings"]["max_categories"] == 3
+
+
+def test_evaluate_command_with_relevance_and_labels_to_warn_about(monkeypatch, tmp_path, trained_model_path,
+                                                                  fashion_slice, capsys):
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("LOOKALIKE_MODEL_PATH", str(trained_model_path))
+    queries = copy_slice(tmp_path / "queries", ("Watches", "Heels"), per_category=2, split="queries")
+    (queries / "Sandals").mkdir()  # a label with no such catalogue category
+    shutil.copy(sorted((queries / "Heels").iterdir())[0], queries / "Sandals" / "a.jpg")
+    assert main(["db", "upgrade"]) == 0 and main(["ingest", str(fashion_slice)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(queries), "--out", str(tmp_path / "plain")]) == 0
+    assert "note: no catalogue category named 'Sandals': its 1 queries can only miss" in capsys.readouterr().out
+    relevance = tmp_path / "relevance.json"
+    relevance.write_text(json.dumps({"Watches": ["Watches"], "Heels": ["Heels", "Flats"]}))
+    assert main(["evaluate", str(queries), "--out", str(tmp_path / "r"), "--relevance", str(relevance)]) == 2
+    assert "names categories the catalogue does not hold: Flats" in capsys.readouterr().err
+    relevance.write_text(json.dumps({"Watches": ["Watches"], "Heels": ["Heels"]}))
+    assert main(["evaluate", str(queries), "--out", str(tmp_path / "r"), "--relevance", str(relevance)]) == 0
+    assert "note: 'Sandals' is not in the relevance map: its 1 queries are skipped" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["queries"] == 4
+    (tmp_path / "afile").write_text("")
+    assert main(["evaluate", str(queries), "--out", str(tmp_path / "afile")]) == 2  # before any search
+    assert "afile is a file: give a folder for the report" in capsys.readouterr().err
+    assert main(["evaluate", str(queries), "--out", str(tmp_path / "r"), "-k", "5"]) == 2
+    assert "below the report's deepest rank" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ['["Tshirts"]', '{"t-shirt": "Tshirts"}', '{"t-shirt": [1]}'])
+def test_a_relevance_map_of_another_shape_is_refused(tmp_path, text):
+    path = tmp_path / "relevance.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="give an object mapping each query label to a list of catalogue categories"):
+        report.load_relevance(path)
+
+
+@pytest.mark.parametrize("option, value", [("--tau", "1.5"), ("--tau", "nan"), ("--tau", "abc"), ("--tau", "-0.5"),
+                                           ("--merge-weight", "-1"), ("--merge-weight", "inf")])
+def test_sweep_values_out_of_range_are_refused_by_the_parser(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", str(tmp_path), "--out", str(tmp_path / "out"), option, value])
+    assert stop.value.code == 2 and f"argument {option}: '{value}' is not a number" in capsys.readouterr().err
 
 
 def test_grid_command_trains_and_tests_every_combination(tmp_path, fashion_slice, capsys):
