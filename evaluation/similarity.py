@@ -46,6 +46,8 @@ def best_matches(service: SearchService, folder: str, files: Sequence[CatalogueF
                                          service.model.input_size).rgb)
         except (ImageError, OSError):
             continue  # an unreadable photo is simply not part of the table
+    if not pictures:
+        raise ValueError(f"no readable photos in {folder}")
     results = [result for start in range(0, len(pictures), batch_size)
                for result in service.search_images(pictures[start:start + batch_size], k=1)]
     return BestMatches(folder, np.array([r.matches[0].similarity if r.matches else 0.0 for r in results]),

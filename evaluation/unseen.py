@@ -42,6 +42,8 @@ def compare_on_unseen(network: KerasNetwork, files: Sequence[CatalogueFile], max
             pictures.append(decode_image(entry.path.read_bytes(), max_pixels, 2 * network.input_size).rgb)
         except (ImageError, OSError):
             continue  # an unreadable photo is simply not part of the comparison
+    if len(pictures) < 2:
+        raise ValueError(f"{len(pictures)} readable photos of {len(files)} files: the comparison needs two at least")
     originals = network.arrays(pictures)
     altered = network.arrays([alter(p, rng) for p in pictures])
     truth = np.arange(len(pictures))

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from catalogue.folder import list_catalogue
+from catalogue.folder import CatalogueFile, list_catalogue
 from cli.main import main
 from config import DEFAULTS
 from evaluation import report
@@ -139,3 +139,7 @@ def test_unseen_photos_compare_the_embedding_with_the_pooled_features(trained_ke
     for shares in outcome.found.values():
         assert 0.3 <= shares[1] <= shares[5] <= 1.0  # among 16 photos, chance finds 1 in 16
     assert "| embedding |" in outcome.markdown("unseen")
+    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
+    with pytest.raises(ValueError, match="0 readable photos of 1 files: the comparison needs two at least"):
+        compare_on_unseen(trained_keras, [CatalogueFile(tmp_path / "broken.jpg", "x", "broken")],
+                          DEFAULTS.max_image_pixels)

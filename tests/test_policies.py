@@ -107,6 +107,8 @@ def test_the_similarity_table_reports_each_photos_best_match(service, tmp_path):
     assert table.splitlines()[-1].endswith("| 5 | " + " – ".join(
         f"{p:.1f}" for p in np.percentile(expected, [5, 50, 95])) + " | 0% | 100% | 0% |")
     assert "| weak as searched (under 40.0 %) |" in table.splitlines()[0]  # the model has no threshold: the fallback
+    with pytest.raises(ValueError, match="no readable photos in broken"):  # a clear line, not numpy's IndexError
+        similarity.best_matches(service, "broken", files[5:])
 
 
 def test_the_similarity_table_counts_weak_as_the_search_called_it(catalogue, tmp_path):  # noqa: F811
