@@ -5,6 +5,7 @@ darkened by up to 30 % and re-encoded as JPEG at quality 40.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ class InstanceReport:
     category_searched: list[bool]
     safety_net_fired: list[bool]
     ks: tuple[int, ...] = (1, 5, 10)
+    not_stored: int = 0  # files drawn whose picture is no stored product (never ingested, or unreadable): skipped
 
     @property
     def queries(self) -> int:
@@ -69,7 +71,9 @@ class InstanceReport:
                 + "\n\nserved: as a shopper's search runs (narrowed to likely categories, merged, "
                 "with the safety net); whole: every category searched.\n"
                 f"- original's category searched: {_share(self.category_searched):.1%}\n"
-                f"- safety net fired: {_share(self.safety_net_fired):.1%}\n")
+                f"- safety net fired: {_share(self.safety_net_fired):.1%}\n"
+                + (f"- skipped: {self.not_stored} files drawn whose picture is no stored product\n"
+                   if self.not_stored else ""))
 
 
 def _share(flags: list[bool]) -> float:
@@ -79,9 +83,19 @@ def _share(flags: list[bool]) -> float:
 def evaluate_instances(service: SearchService, files: Sequence[CatalogueFile], count: int = 500, seed: int = 0,
                        ks: Sequence[int] = (1, 5, 10), batch_size: int = 64, progress: bool = True) -> InstanceReport:
     """Alter ``count`` random catalogue files (already ingested) and look for each original, as served and in
-    the whole catalogue. The held-out products are those the model card lists (none for older models)."""
+    the whole catalogue. The held-out products are those the model card lists (none for older models).
+
+    Raises:
+        ValueError: none of the files drawn is a stored product's picture.
+    """
     rng = random.Random(seed)
-    chosen = rng.sample(list(files), min(count, len(files)))
+    drawn = rng.sample(list(files), min(count, len(files)))
+    digests = {entry.path: hashlib.sha256(entry.path.read_bytes()).hexdigest() for entry in drawn}
+    stored = service.store.known_hashes(digests.values())
+    chosen = [entry for entry in drawn if digests[entry.path] in stored]
+    if not chosen:
+        raise ValueError(f"none of the {len(drawn)} files drawn is the picture of a stored product: "
+                         "ingest their folder first ('lookalike ingest FOLDER')")
     held_out = set(service.model.card.training.get("instance_held_out", []))
     served, whole, searched, fired = [], [], [], []
 
@@ -101,4 +115,5 @@ def evaluate_instances(service: SearchService, files: Sequence[CatalogueFile], c
             whole.append(rank_of(original, all_result))
             searched.append(original.category in result.searched)
             fired.append(result.exact_match is not None)
-    return InstanceReport(served, whole, [f.key in held_out for f in chosen], searched, fired, tuple(ks))
+    return InstanceReport(served, whole, [f.key in held_out for f in chosen], searched, fired, tuple(ks),
+                          len(drawn) - len(chosen))

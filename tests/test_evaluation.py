@@ -64,6 +64,16 @@ def test_instance_search_finds_altered_originals(service, fashion_slice):
     assert "| all products | 12 |" in outcome.markdown() and "safety net fired" in outcome.markdown()
 
 
+def test_instance_search_skips_files_that_are_no_stored_product(service, fashion_slice, tmp_path):
+    folder = copy_slice(tmp_path / "mixed", ("Watches",), per_category=3)
+    (folder / "Watches" / "broken.jpg").write_bytes(b"not a picture")  # ingest would have rejected it
+    outcome = evaluate_instances(service, list_catalogue(folder), progress=False)
+    assert outcome.queries == 3 and "- skipped: 1 files drawn whose picture is no stored product" in outcome.markdown()
+    never = copy_slice(tmp_path / "never", ("Watches",), per_category=2, split="queries")
+    with pytest.raises(ValueError, match="none of the 2 files drawn is the picture of a stored product: ingest"):
+        evaluate_instances(service, list_catalogue(never), progress=False)
+
+
 def test_evaluate_command_with_a_tau_sweep(monkeypatch, tmp_path, trained_model_path, fashion_slice):
     monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("LOOKALIKE_MODEL_PATH", str(trained_model_path))
