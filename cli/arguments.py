@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 import reprlib
+from pathlib import Path
 
 from db.schema import LARGEST_ID
 
@@ -30,6 +31,13 @@ def _whole(text: str) -> int | None:
     if digits.isdecimal() and len(digits.lstrip("0")) <= len(str(LARGEST_ID)) and int(digits) <= LARGEST_ID:
         return int(digits)
     return None
+
+
+def report_folder(text: str) -> Path:
+    """Where a report goes: a folder, or none yet; a file there is refused before any work."""
+    if (path := Path(text)).exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file: give a folder for the report")
+    return path
 
 
 def shares(text: str) -> list[float]:

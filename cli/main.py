@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli import catalogue, improve, models
-from cli.arguments import non_negatives, positive, shares
+from cli.arguments import non_negatives, positive, report_folder, shares
 from config import Settings
 from config.choices import Metric, Optimizer, Scope
 from config.settings import DEMO_DIR, DEMO_WEIGHTS
@@ -130,7 +130,6 @@ def cmd_evaluate(args, settings: Settings) -> None:
     if args.k < max(report.KS):
         raise ValueError(f"-k {args.k} is below the report's deepest rank: it gives precision and recall at "
                          f"{', '.join(map(str, report.KS))}")
-    _output_folder(args.out)
     queries = list_catalogue(args.queries)
     relevance = report.load_relevance(args.relevance)
     taus = args.tau or [settings.narrow_tau]
@@ -167,18 +166,11 @@ def cmd_evaluate(args, settings: Settings) -> None:
         (args.out / "narrowing.md").write_text(report.narrowing_table(rows))
 
 
-def _output_folder(out: Path) -> None:
-    """Refused before any work when the report's folder cannot be one."""
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file: give a folder for the report")
-
-
 def cmd_evaluate_instances(args, settings: Settings) -> None:
     from bootstrap import build_service, open_network
     from catalogue.folder import list_catalogue
     from evaluation.instances import evaluate_instances
 
-    _output_folder(args.out)
     outcome = evaluate_instances(build_service(settings, open_network(settings, batch_work=True)),
                                  list_catalogue(args.catalogue), args.count)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +184,6 @@ def cmd_evaluate_unseen(args, settings: Settings) -> None:
     from evaluation.unseen import compare_on_unseen
     from model.network import KerasNetwork
 
-    _output_folder(args.out)
     network = KerasNetwork.load(settings.resolved_model_path, settings.batch_size)
     args.out.mkdir(parents=True, exist_ok=True)
     tables = [compare_on_unseen(network, list_catalogue(folder), settings.max_image_pixels, args.count).markdown(
@@ -207,7 +198,6 @@ def cmd_evaluate_similarity(args, settings: Settings) -> None:
     from catalogue.folder import list_catalogue
     from evaluation.similarity import best_matches, markdown
 
-    _output_folder(args.out)
     service = build_service(settings, open_network(settings, batch_work=True))
     rows = [best_matches(service, str(folder), list_catalogue(folder), args.count, settings.batch_size)
             for folder in args.folders]
@@ -223,7 +213,6 @@ def cmd_evaluate_localisation(args, settings: Settings) -> None:
     from catalogue.folder import list_catalogue, per_category
     from evaluation.localisation import run, write
 
-    _output_folder(args.out)
     products = per_category(list_catalogue(args.queries), args.per_category)
     network = open_network(settings, batch_work=True)
     thresholds = [float(t) for t in args.thresholds.split(",")]
@@ -297,7 +286,7 @@ def _model_fits(model_path: Path, backbone: str) -> bool:
 def _photos_drawn_from_folders(command: argparse.ArgumentParser, folders_help: str, count: int) -> None:
     """The arguments of an evaluation that draws ``--count`` photos from each of several folders."""
     command.add_argument("folders", type=Path, nargs="+", help=folders_help)
-    command.add_argument("--out", type=Path, required=True)
+    command.add_argument("--out", type=report_folder, required=True)
     command.add_argument("--count", type=positive, default=count, help="photos drawn from each folder")
 
 
@@ -348,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="report accuracy and retrieval metrics on labelled queries")
     evaluate.add_argument("queries", type=Path, help="a folder of category folders of query images")
-    evaluate.add_argument("--out", type=Path, required=True, help="folder for the report")
+    evaluate.add_argument("--out", type=report_folder, required=True, help="folder for the report")
     evaluate.add_argument("--relevance", type=Path, help="JSON: query label → relevant catalogue categories")
     evaluate.add_argument("-k", type=positive, default=30)
     evaluate.add_argument("--metric", choices=Metric.values())
@@ -362,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     instances = sub.add_parser("evaluate-instances", help="can altered catalogue photos find their original?")
     instances.add_argument("catalogue", type=Path, help="the ingested catalogue folder")
-    instances.add_argument("--out", type=Path, required=True)
+    instances.add_argument("--out", type=report_folder, required=True)
     instances.add_argument("--count", type=positive, default=500)
     instances.set_defaults(func=cmd_evaluate_instances)
 
@@ -380,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     located = sub.add_parser("evaluate-localisation", help="catalogue products pasted at known places on larger "
                                                           "backgrounds: how well the activation map's box finds them")
     located.add_argument("queries", type=Path, help="a folder of category folders of product photos on white")
-    located.add_argument("--out", type=Path, required=True)
+    located.add_argument("--out", type=report_folder, required=True)
     located.add_argument("--per-category", type=int, default=2, help="photos of each category (0: every one)")
     located.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7", help="shares of the map's peak")
     located.set_defaults(func=cmd_evaluate_localisation)

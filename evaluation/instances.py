@@ -90,7 +90,8 @@ def evaluate_instances(service: SearchService, files: Sequence[CatalogueFile], c
     """
     rng = random.Random(seed)
     drawn = rng.sample(list(files), min(count, len(files)))
-    digests = {entry.path: hashlib.sha256(entry.path.read_bytes()).hexdigest() for entry in drawn}
+    contents = {entry.path: entry.path.read_bytes() for entry in drawn}
+    digests = {path: hashlib.sha256(data).hexdigest() for path, data in contents.items()}
     stored = service.store.known_hashes(digests.values())
     chosen = [entry for entry in drawn if digests[entry.path] in stored]
     if not chosen:
@@ -106,7 +107,7 @@ def evaluate_instances(service: SearchService, files: Sequence[CatalogueFile], c
 
     for start in tqdm(range(0, len(chosen), batch_size), desc="instances", disable=not progress):
         batch = chosen[start:start + batch_size]
-        altered = [alter(Image.open(f.path).convert("RGB"), rng) for f in batch]
+        altered = [alter(Image.open(io.BytesIO(contents[f.path])).convert("RGB"), rng) for f in batch]
         seen = service.look(altered)  # one forward pass answers both ways
         as_served = service.answer(seen, k=max(ks))
         everywhere = service.answer(seen, k=max(ks), scope=Scope.ALL)

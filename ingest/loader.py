@@ -157,25 +157,27 @@ class Loader:
                 writing = (writer.submit(self._commit, products) if products else None, prepared)
             if writing:
                 self._settle(*writing, report, bar)
+        kept: list[Move] = []
         if not report.unread:  # else a product whose own file was not read could move to a copy of its image
             report.moved, kept = self.store.relocate(report.places, categories)
-            self._sort_kept(kept, report)
+        counts = self.store.category_counts()  # after the moves
+        self._sort_kept(kept, counts, report)
         if metadata:
             report.updated = self.store.update_metadata(
                 {(entry.category, entry.external_id): metadata[entry.path] for entry in files
                  if entry.path in metadata})
-        holding = categories & set(self.store.category_counts())  # not a folder whose products were renamed away
+        holding = categories & set(counts)  # not a folder whose products were renamed away
         report.unpredicted = sorted(holding - set(self.models[0].categories))
         report.seconds = time.perf_counter() - started
         return report
 
-    def _sort_kept(self, kept: list[Move], report: IngestReport) -> None:
+    @staticmethod
+    def _sort_kept(kept: list[Move], counts: dict[str, int], report: IngestReport) -> None:
         """Products left in a category the folder does not hold: one by one, unless a folder holds all of a category's
         products (a category folder renamed, which 'categories rename' follows, the model's outputs too)."""
         groups: dict[tuple[str, str], list[Move]] = {}
         for move in kept:
             groups.setdefault((move.before[0], move.after[0]), []).append(move)
-        counts = self.store.category_counts() if kept else {}
         for (before, after), moves in groups.items():
             if len(moves) == counts.get(before) and after not in counts:
                 report.renamed.append((before, after))

@@ -107,7 +107,9 @@ def test_evaluate_command_with_relevance_and_labels_to_warn_about(monkeypatch, t
     assert "note: 'Sandals' is not in the relevance map: its 1 queries are skipped" in capsys.readouterr().out
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["queries"] == 4
     (tmp_path / "afile").write_text("")
-    assert main(["evaluate", str(queries), "--out", str(tmp_path / "afile")]) == 2  # before any search
+    with pytest.raises(SystemExit) as stop:  # refused by the parser, before any search
+        main(["evaluate", str(queries), "--out", str(tmp_path / "afile")])
+    assert stop.value.code == 2
     assert "afile is a file: give a folder for the report" in capsys.readouterr().err
     assert main(["evaluate", str(queries), "--out", str(tmp_path / "r"), "-k", "5"]) == 2
     assert "below the report's deepest rank" in capsys.readouterr().err
