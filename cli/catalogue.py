@@ -14,7 +14,8 @@ from cli.arguments import positive, product_id
 from config import Settings
 
 
-def cmd_ingest(args, settings: Settings) -> None:
+def cmd_ingest(args, settings: Settings) -> int:
+    """Exit status 1 when some file was rejected (listed in the summary), so a script notices; the rest is stored."""
     from bootstrap import adopt_served_model, build_loader, open_networks, open_store
     from catalogue.folder import list_catalogue, load_metadata
     from search.safety_net import UNPREDICTED_REACH
@@ -43,6 +44,7 @@ def cmd_ingest(args, settings: Settings) -> None:
               "gone is unknown: make them readable and run again")
     elif args.sync:  # only categories with a file here: an emptied or misnamed folder never syncs a whole category away
         _sync(store, categories, report.places.keys(), args.yes)
+    return 1 if report.rejected else 0
 
 
 def _sync(store, categories: list[str], hashes: Collection[str], delete: bool) -> None:

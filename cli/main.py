@@ -20,6 +20,7 @@ from cli.arguments import non_negatives, positive, report_folder, shares
 from config import Settings
 from config.choices import Metric, Optimizer, Scope
 from config.settings import DEMO_DIR, DEMO_WEIGHTS
+from evaluation.output import report_files
 
 
 def cmd_db(args, settings: Settings) -> None:
@@ -148,22 +149,24 @@ def cmd_evaluate(args, settings: Settings) -> None:
         summary["settings"] = {"tau": policy.tau, "max_categories": policy.max_categories,
                                "merge_weight": policy.merge_weight, "exact_distance": policy.exact_distance,
                                "k": args.k, "metric": args.metric or settings.metric, "model": service.model.version}
-        swept = [f"tau-{policy.tau:g}"] * (len(taus) > 1) + [f"merge-{policy.merge_weight:g}"] * (len(weights) > 1)
-        out = args.out / "-".join(swept) if swept else args.out
-        report.write_report(evaluation, summary, out, service.model.categories, args.title or args.queries.name,
-                            service.store)
         rows.append(summary)
-        print(f"τ={policy.tau:g} merge weight {policy.merge_weight:g}: "
-              f"top-1 {summary['top1_category_accuracy']:.2%}, "
-              f"missed {summary['missed_category_rate']:.2%}, {summary['mean_categories_searched']:.2f} categories, "
-              f"safety net {summary['safety_net_fired']:.1%}, "
-              f"P@10 {summary['retrieval']['@10']['precision']:.4f}, "
-              f"latency p50 {summary['latency_ms_per_query']['p50']:.1f} ms → {out}")
-    if len(rows) > 1:
-        from evaluation.figures import narrowing_curve
+    with report_files(args.out, "evaluate", service.model.version):
+        for policy, evaluation, summary in zip(policies, evaluations, rows):
+            swept = [f"tau-{policy.tau:g}"] * (len(taus) > 1) + [f"merge-{policy.merge_weight:g}"] * (len(weights) > 1)
+            out = args.out / "-".join(swept) if swept else args.out
+            report.write_report(evaluation, summary, out, service.model.categories, args.title or args.queries.name,
+                                service.store)
+            print(f"τ={policy.tau:g} merge weight {policy.merge_weight:g}: "
+                  f"top-1 {summary['top1_category_accuracy']:.2%}, "
+                  f"missed {summary['missed_category_rate']:.2%}, {summary['mean_categories_searched']:.2f} "
+                  f"categories, safety net {summary['safety_net_fired']:.1%}, "
+                  f"P@10 {summary['retrieval']['@10']['precision']:.4f}, "
+                  f"latency p50 {summary['latency_ms_per_query']['p50']:.1f} ms → {out}")
+        if len(rows) > 1:
+            from evaluation.figures import narrowing_curve
 
-        narrowing_curve(rows, args.out / "narrowing.png")
-        (args.out / "narrowing.md").write_text(report.narrowing_table(rows))
+            narrowing_curve(rows, args.out / "narrowing.png")
+            (args.out / "narrowing.md").write_text(report.narrowing_table(rows))
 
 
 def cmd_evaluate_instances(args, settings: Settings) -> None:
@@ -171,11 +174,11 @@ def cmd_evaluate_instances(args, settings: Settings) -> None:
     from catalogue.folder import list_catalogue
     from evaluation.instances import evaluate_instances
 
-    outcome = evaluate_instances(build_service(settings, open_network(settings, batch_work=True)),
-                                 list_catalogue(args.catalogue), args.count)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "instances.md").write_text(outcome.markdown())
-    print(outcome.markdown(), end="")
+    service = build_service(settings, open_network(settings, batch_work=True))
+    table = evaluate_instances(service, list_catalogue(args.catalogue), args.count).markdown()
+    with report_files(args.out, "evaluate-instances", service.model.version) as out:
+        (out / "instances.md").write_text(table)
+    print(table, end="")
 
 
 def cmd_evaluate_unseen(args, settings: Settings) -> None:
@@ -185,10 +188,10 @@ def cmd_evaluate_unseen(args, settings: Settings) -> None:
     from model.network import KerasNetwork
 
     network = KerasNetwork.load(settings.resolved_model_path, settings.batch_size)
-    args.out.mkdir(parents=True, exist_ok=True)
     tables = [compare_on_unseen(network, list_catalogue(folder), settings.max_image_pixels, args.count).markdown(
         folder.name) for folder in args.folders]
-    (args.out / "unseen.md").write_text("\n".join(tables))
+    with report_files(args.out, "evaluate-unseen", network.version) as out:
+        (out / "unseen.md").write_text("\n".join(tables))
     print("\n".join(tables), end="")
 
 
@@ -202,8 +205,8 @@ def cmd_evaluate_similarity(args, settings: Settings) -> None:
     rows = [best_matches(service, str(folder), list_catalogue(folder), args.count, settings.batch_size)
             for folder in args.folders]
     table = markdown(rows, [float(t) for t in args.thresholds.split(",")])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "similarity.md").write_text(table)
+    with report_files(args.out, "evaluate-similarity", service.model.version) as out:
+        (out / "similarity.md").write_text(table)
     print(table, end="")
 
 
@@ -216,7 +219,9 @@ def cmd_evaluate_localisation(args, settings: Settings) -> None:
     products = per_category(list_catalogue(args.queries), args.per_category)
     network = open_network(settings, batch_work=True)
     thresholds = [float(t) for t in args.thresholds.split(",")]
-    print(write(run(network, products, thresholds), args.out))
+    summary = run(network, products, thresholds, settings.max_image_pixels)
+    with report_files(args.out, "evaluate-localisation", network.version) as out:
+        print(write(summary, out))
 
 
 def cmd_grid(args, settings: Settings) -> None:
@@ -405,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
     args = build_parser().parse_args(argv)
     try:
-        args.func(args, Settings.from_env())
+        status = args.func(args, Settings.from_env()) or 0  # only a command that can half-succeed says so
         sys.stdout.flush()  # here, so that a reader gone away is caught below, not at exit
     except BrokenPipeError:  # piped into a reader that stopped early (| head): no traceback, as Python's docs advise
         with contextlib.suppress(OSError, ValueError):  # the rest of the output, flushed at exit, goes nowhere
@@ -423,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lookalike: database error: {e.__class__.__name__}: {e.orig if hasattr(e, 'orig') else e}",
               file=sys.stderr)
         return 2
-    return 0
+    return status
 
 
 if __name__ == "__main__":

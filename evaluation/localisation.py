@@ -12,7 +12,7 @@ from PIL import Image, ImageOps
 
 from catalogue.folder import CatalogueFile
 from evaluation.tables import markdown_table
-from images.decoding import to_array
+from images.decoding import ImageError, decode_image, to_array
 from model.inference import Network
 from search.localisation import Box, localise
 
@@ -41,18 +41,26 @@ def pasted(product: Image.Image, box: Box, seed: int, plain: bool = False, side:
     return canvas
 
 
-def run(network: Network, products: Sequence[CatalogueFile], thresholds: Sequence[float], seed: int = 0) -> dict:
+def run(network: Network, products: Sequence[CatalogueFile], thresholds: Sequence[float], max_pixels: int,
+        seed: int = 0) -> dict:
     """Each product pasted twice (a plain and a smooth background), a third to a half of the canvas high; the IoU of
-    each threshold's box with it."""
+    each threshold's box with it. An unreadable photo is skipped and counted."""
     rng = np.random.default_rng(seed)
-    canvases, truths = [], []
+    canvases, truths, unreadable = [], [], 0
     for i, entry in enumerate(products):
+        try:
+            product = decode_image(entry.path.read_bytes(), max_pixels).rgb
+        except (ImageError, OSError):
+            unreadable += 1
+            continue
         for plain in (True, False):
             h = int(rng.integers(CANVAS // 3, CANVAS // 2))
             w = int(h * rng.uniform(0.6, 1.0))
             truth = Box(int(rng.integers(0, CANVAS - w)), int(rng.integers(0, CANVAS - h)), w, h)
-            canvases.append(pasted(Image.open(entry.path), truth, seed + i, plain))
+            canvases.append(pasted(product, truth, seed + i, plain))
             truths.append(truth)
+    if not canvases:
+        raise ValueError(f"none of the {len(products)} photos is readable")
     maps = network.predict(np.stack([to_array(c, network.input_size) for c in canvases])).activation_maps
     if maps is None:
         raise ValueError("this model's ONNX graph has no activation map: run 'lookalike export' first")
@@ -63,13 +71,14 @@ def run(network: Network, products: Sequence[CatalogueFile], thresholds: Sequenc
         shares = [box.share((CANVAS, CANVAS)) if box else 0 for box in boxes]
         rows[f"{threshold:g}"] = {"median_iou": float(np.median(ious)), "iou_at_least_0.5": float((ious >= 0.5).mean()),
                                   "median_share": float(np.median(shares))}
-    return {"pictures": len(canvases), "thresholds": rows}
+    return {"pictures": len(canvases), "unreadable": unreadable, "thresholds": rows}
 
 
 def write(summary: dict, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    table = f"{summary['pictures']} pasted products\n\n" + markdown_table(
+    skipped = f" ({summary['unreadable']} unreadable photos skipped)" if summary["unreadable"] else ""
+    table = f"{summary['pictures']} pasted products{skipped}\n\n" + markdown_table(
         ["threshold", "median IoU", "IoU ≥ 0.5", "median box share"],
         [(t, f"{r['median_iou']:.2f}", f"{r['iou_at_least_0.5']:.0%}", f"{r['median_share']:.0%}")
          for t, r in summary["thresholds"].items()])

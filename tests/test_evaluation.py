@@ -28,6 +28,10 @@ def test_report_on_held_out_queries(service, tmp_path):
     evaluation = report.run(service, queries, k=30, progress=False)
     summary = report.summarise(evaluation, service.store.category_counts(), service.model.categories)
     assert summary["queries"] == 20
+    # each query's latency is its own steps (the batch's forward pass shared) and its decoding
+    assert all(latency > sum(result.timings_ms.values()) for latency, result in
+               zip(evaluation.latency_ms, evaluation.results))
+    assert len(set(evaluation.latency_ms)) > 1  # not one batch's time for every query
     assert summary["top1_category_accuracy"] == pytest.approx(summary["sklearn"]["accuracy"])
     assert summary["top3_category_accuracy"] == pytest.approx(summary["sklearn"]["top3_accuracy"])
     # narrowed to the predicted category, results are all relevant exactly when the prediction is right
@@ -85,6 +89,14 @@ def test_evaluate_command_with_a_tau_sweep(monkeypatch, tmp_path, trained_model_
     assert "| 0 |" in table and "| 0.999999 |" in table and (tmp_path / "sweep" / "narrowing.png").is_file()
     wide = json.loads((tmp_path / "sweep" / "tau-0.999999" / "summary.json").read_text())
     assert 1 <= wide["mean_categories_searched"] <= 3 and wide["settings"]["max_categories"] == 3
+    assert main(["evaluate", str(queries), "--out", str(tmp_path / "sweep")]) == 0  # no sweep this time
+    assert {p.name for p in (tmp_path / "sweep").iterdir()} >= {"summary.json", "report.json"}
+    assert not list((tmp_path / "sweep").glob("tau-*")) and not (tmp_path / "sweep" / "narrowing.md").exists()
+    manifest = json.loads((tmp_path / "sweep" / "report.json").read_text())
+    assert manifest["model"] == wide["settings"]["model"] and "summary.md" in manifest["files"]
+    for command, folder in (("evaluate-instances", fashion_slice), ("evaluate-similarity", queries)):
+        assert main([command, str(folder), "--out", str(tmp_path / command), "--count", "4"]) == 0
+        assert json.loads((tmp_path / command / "report.json").read_text())["model"] == manifest["model"]
 
 
 def test_evaluate_command_with_relevance_and_labels_to_warn_about(monkeypatch, tmp_path, trained_model_path,

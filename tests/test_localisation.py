@@ -172,8 +172,11 @@ def test_the_localisation_evaluation_scores_every_threshold(localising_model, tm
     from evaluation.localisation import run, write
 
     folder = copy_slice(tmp_path / "queries", per_category=1, split="queries")
-    summary = run(localising_model, list_catalogue(folder), [0.2, 0.5])
-    assert summary["pictures"] == 8 and set(summary["thresholds"]) == {"0.2", "0.5"}
+    (next(folder.iterdir()) / "broken.jpg").write_bytes(b"\xff\xd8 not a picture")  # skipped, not fatal
+    summary = run(localising_model, list_catalogue(folder), [0.2, 0.5], max_pixels=40_000_000)
+    assert summary["pictures"] == 8 and summary["unreadable"] == 1 and set(summary["thresholds"]) == {"0.2", "0.5"}
     tighter, looser = summary["thresholds"]["0.5"], summary["thresholds"]["0.2"]
     assert tighter["median_share"] < looser["median_share"]  # a higher threshold draws a smaller box
-    assert "| 0.5 |" in write(summary, tmp_path / "out") and (tmp_path / "out" / "summary.json").is_file()
+    table = write(summary, tmp_path / "out")
+    assert "| 0.5 |" in table and "1 unreadable photos skipped" in table
+    assert (tmp_path / "out" / "summary.json").is_file()
