@@ -125,6 +125,7 @@ def test_unknown_pages_are_404_pages(client):
     for url in ("/review/unknown", "/nowhere"):
         response = client.get(url)
         assert response.status_code == 404 and b'id="error-message"' in response.data
+        assert b"<h1>Not found</h1>" in response.data and b"Try another photo" not in response.data  # no upload failed
 
 
 def test_a_weak_best_match_is_said_plainly(web_settings, web_service, fashion_slice):

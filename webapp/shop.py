@@ -12,8 +12,9 @@ from webapp.uploads import read_file
 blueprint = Blueprint("shop", __name__)
 
 IMAGE_CACHE_SECONDS = 7 * 24 * 3600  # a product's image never changes: its id names one stored image
-# The route part of a product id: a larger number than the store's ids is no product (404).
-PRODUCT_ID = f"int(max={LARGEST_ID}):product_id"
+# The route part of a product id: a larger number than the store's ids is no product (404); a negative one is
+# matched, to be answered "no product -1" like any id the store does not hold.
+PRODUCT_ID = f"int(signed=True, max={LARGEST_ID}):product_id"
 
 
 @blueprint.app_context_processor
