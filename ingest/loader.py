@@ -36,7 +36,6 @@ class IngestReport:
     present: int = 0
     updated: int = 0  # stored products whose metadata changed
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    unread: int = 0  # files among the rejected that were not read: whether they are still products is unknown
     moved: list[Move] = field(default_factory=list)  # stored products now elsewhere
     kept: list[Move] = field(default_factory=list)  # files whose picture is a product of a category not in the folder
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (stored category, folder holding all its products)
@@ -63,8 +62,8 @@ class IngestReport:
                   "follows)" for before, after in self.renamed]
         lines += [f"  {product_key(*place)} is the same picture as {product_key(*places[0])}: one product"
                   for places in self.places.values() for place in places[1:]]
-        if self.unread:
-            lines.append(f"  moves not looked for: {self.unread} files were not read (below)")
+        if self.rejected:
+            lines.append(f"  moves not looked for: {len(self.rejected)} files were rejected (below)")
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
         return "\n".join(lines)
 
@@ -88,7 +87,6 @@ class _Prepared:
     decoded: list[_Decoded] = field(default_factory=list)
     present: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
-    unread: int = 0
     places: dict[str, list[Place]] = field(default_factory=dict)
 
 
@@ -132,7 +130,7 @@ class Loader:
         """Store every new image of ``files`` with its vectors; report what was added, present or rejected.
 
         A product of one of the files' categories whose image they now have at another place only (a file moved to
-        another category folder, or renamed) moves there, unless some file was left unread; one of another category
+        another category folder, or renamed) moves there, unless some file was rejected; one of another category
         stays, and the report names it. Products already stored get the metadata given for their file (matched by
         category and external id), and the report counts those whose metadata changed.
         """
@@ -158,7 +156,8 @@ class Loader:
             if writing:
                 self._settle(*writing, report, bar)
         kept: list[Move] = []
-        if not report.unread:  # else a product whose own file was not read could move to a copy of its image
+        # A rejected file may be a product's own, unreadable or half copied: that product could move to a copy.
+        if not report.rejected:
             report.moved, kept = self.store.relocate(report.places, categories)
         counts = self.store.category_counts()  # after the moves
         self._sort_kept(kept, counts, report)
@@ -211,7 +210,6 @@ class Loader:
         report.added += added
         report.present += prepared.present + len(prepared.decoded) - added
         report.rejected += prepared.rejected
-        report.unread += prepared.unread
         for sha, places in prepared.places.items():
             report.places.setdefault(sha, []).extend(places)
         bar.update(prepared.size)
@@ -223,19 +221,16 @@ class Loader:
             if not _named_in_utf8(entry):
                 shown = str(entry.path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
                 prepared.rejected.append((shown, "its name is not UTF-8 (the store keeps names as text): rename it"))
-                prepared.unread += 1
                 continue
             try:
                 size = entry.path.stat().st_size
                 if size > self.max_file_bytes:
                     prepared.rejected.append((str(entry.path), f"{size:,} bytes, larger than the limit of "
                                               f"{self.max_file_bytes:,} (LOOKALIKE_MAX_UPLOAD_BYTES)"))
-                    prepared.unread += 1
                     continue
                 data = entry.path.read_bytes()
             except OSError as e:
                 prepared.rejected.append((str(entry.path), f"cannot be read ({e.strerror or e})"))
-                prepared.unread += 1
                 continue
             contents.append((entry, data, hashlib.sha256(data).hexdigest()))
         known = self.store.known_hashes(sha for _, _, sha in contents)

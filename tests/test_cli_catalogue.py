@@ -87,12 +87,19 @@ def test_a_category_named_for_a_folder_of_sub_folders_is_refused_before_anything
     assert run(capsys, "categories", "show", "Watches").startswith("category Watches: 12 products")
 
 
-def test_sync_deletes_nothing_while_a_file_cannot_be_read(env, capsys, unreadable):
+@pytest.mark.parametrize("damage, reason", [
+    ("unreadable", "cannot be read (Input/output error)"),
+    ("truncated", "the image data is truncated or corrupt"),  # a photo half copied over its old file
+])
+def test_sync_deletes_nothing_while_a_file_is_rejected(env, capsys, unreadable, damage, reason):
     failing = sorted((env / "Heels").glob("*.jpg"))[0]
-    unreadable(failing)
+    if damage == "unreadable":
+        unreadable(failing)
+    else:
+        failing.write_bytes(failing.read_bytes()[:300])
     out = run(capsys, "ingest", str(env), "--sync", "--yes", status=1)
-    assert f"rejected {failing}: cannot be read (Input/output error)" in out
-    assert "sync: not run, 1 files were not read" in out and "deleted" not in out
+    assert f"rejected {failing}: {reason}" in out
+    assert "sync: not run, 1 files were rejected" in out and "deleted" not in out
     assert run(capsys, "categories", "show", "Heels").startswith("category Heels: 12 products")
 
 
