@@ -24,6 +24,20 @@ def positive(text: str) -> int:
     raise argparse.ArgumentTypeError(f"{reprlib.repr(text)} is not a whole number from 1 to {LARGEST_ID}")
 
 
+def zero_or_more(text: str) -> int:
+    """A count where 0 means every one."""
+    if (number := _whole(text)) is not None:
+        return number
+    raise argparse.ArgumentTypeError(f"{reprlib.repr(text)} is not a whole number from 0 to {LARGEST_ID}")
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on."""
+    if (number := _whole(text)) is not None and 1 <= number <= 65535:
+        return number
+    raise argparse.ArgumentTypeError(f"{reprlib.repr(text)} is not a port: a whole number from 1 to 65535")
+
+
 def _whole(text: str) -> int | None:
     """The number written, if it is a whole number the store can bind (no sign; at most 19 digits before int()
     reads it, as int() refuses thousands of digits with a message of its own)."""
@@ -43,6 +57,11 @@ def report_folder(text: str) -> Path:
 def shares(text: str) -> list[float]:
     """Comma-separated numbers from 0 to 1 (narrowing thresholds), each once."""
     return _numbers(text, lambda value: 0 <= value <= 1, "a number from 0 to 1")
+
+
+def percentages(text: str) -> list[float]:
+    """Comma-separated similarities from 0 to 100 (weak-match thresholds), each once."""
+    return _numbers(text, lambda value: 0 <= value <= 100, "a similarity from 0 to 100 (%)")
 
 
 def non_negatives(text: str) -> list[float]:

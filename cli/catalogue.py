@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections.abc import Collection
 from pathlib import Path
 
 from cli.arguments import positive, product_id
 from config import Settings
+from db.schema import LARGEST_ID
 
 
 def cmd_ingest(args, settings: Settings) -> int:
@@ -65,13 +67,15 @@ def _sync(store, categories: list[str], hashes: Collection[str], delete: bool) -
 def cmd_products_list(args, settings: Settings) -> None:
     from bootstrap import open_store
 
-    products = open_store(settings).list_products(args.category, args.after, args.limit)
+    # One more than shown tells whether any is left (the store binds no more than LARGEST_ID).
+    products = open_store(settings).list_products(args.category, args.after, min(args.limit + 1, LARGEST_ID))
     print(f"{'id':>8}  {'external id':<16} {'category':<20} metadata")
-    for p in products:
+    for p in products[:args.limit]:
         print(f"{p.id:>8}  {p.external_id[:16]:<16} {p.category[:20]:<20} "
               f"{json.dumps(p.metadata, ensure_ascii=False)[:80]}")
-    if len(products) == args.limit:
-        print(f"… more with --after {products[-1].id}")
+    if len(products) > args.limit:
+        within = f" --category {shlex.quote(args.category)}" if args.category else ""
+        print(f"… more with{within} --after {products[args.limit - 1].id}")
 
 
 def cmd_products_show(args, settings: Settings) -> None:
@@ -147,7 +151,7 @@ def cmd_categories_delete(args, settings: Settings) -> None:
     if not args.yes:
         count = store.category_detail(args.name).products
         raise ValueError(f"deleting category {args.name!r} deletes its {count} products: add --yes to confirm")
-    print(f"deleted category {args.name!r}: {store.delete_category(args.name)} products")
+    print(f"deleted the {store.delete_category(args.name)} products of category {args.name!r}")
 
 
 def cmd_categories_rename(args, settings: Settings) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli import catalogue, improve, models
-from cli.arguments import non_negatives, positive, report_folder, shares
+from cli.arguments import non_negatives, percentages, port, positive, report_folder, shares, zero_or_more
 from config import Settings
 from config.choices import Metric, Optimizer, Scope
 from config.settings import DEMO_DIR, DEMO_WEIGHTS
@@ -204,7 +204,7 @@ def cmd_evaluate_similarity(args, settings: Settings) -> None:
     service = build_service(settings, open_network(settings, batch_work=True))
     rows = [best_matches(service, str(folder), list_catalogue(folder), args.count, settings.batch_size)
             for folder in args.folders]
-    table = markdown(rows, [float(t) for t in args.thresholds.split(",")])
+    table = markdown(rows, args.thresholds)
     with report_files(args.out, "evaluate-similarity", service.model.version) as out:
         (out / "similarity.md").write_text(table)
     print(table, end="")
@@ -218,8 +218,7 @@ def cmd_evaluate_localisation(args, settings: Settings) -> None:
 
     products = per_category(list_catalogue(args.queries), args.per_category)
     network = open_network(settings, batch_work=True)
-    thresholds = [float(t) for t in args.thresholds.split(",")]
-    summary = run(network, products, thresholds, settings.max_image_pixels)
+    summary = run(network, products, args.thresholds, settings.max_image_pixels)
     with report_files(args.out, "evaluate-localisation", network.version) as out:
         print(write(summary, out))
 
@@ -368,15 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     similar = sub.add_parser("evaluate-similarity", help="the best match's similarity on photos the shop sells and "
                                                          "does not sell: choose the weak-match threshold")
     _photos_drawn_from_folders(similar, "folders of photos (any layout)", count=200)
-    similar.add_argument("--thresholds", default="35,40,45,50,60", help="similarities (%%), comma-separated")
+    similar.add_argument("--thresholds", type=percentages, default="35,40,45,50,60",
+                         help="similarities (%%), comma-separated")
     similar.set_defaults(func=cmd_evaluate_similarity)
 
     located = sub.add_parser("evaluate-localisation", help="catalogue products pasted at known places on larger "
                                                           "backgrounds: how well the activation map's box finds them")
     located.add_argument("queries", type=Path, help="a folder of category folders of product photos on white")
     located.add_argument("--out", type=report_folder, required=True)
-    located.add_argument("--per-category", type=int, default=2, help="photos of each category (0: every one)")
-    located.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7", help="shares of the map's peak")
+    located.add_argument("--per-category", type=zero_or_more, default=2, help="photos of each category (0: every one)")
+    located.add_argument("--thresholds", type=shares, default="0.2,0.3,0.4,0.5,0.6,0.7",
+                         help="shares of the map's peak")
     located.set_defaults(func=cmd_evaluate_localisation)
 
     grid = sub.add_parser("grid", help="the model comparison: backbones × optimizers × learning rates")
@@ -391,14 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--patience", type=int, default=5)
     grid.add_argument("--validation-split", type=float, default=0.2)
     grid.add_argument("--input-size", type=int, default=0)
-    grid.add_argument("--per-category", type=int, default=0, help="at most this many training images per category")
+    grid.add_argument("--per-category", type=zero_or_more, default=0,
+                      help="at most this many training images per category (0: every one)")
     grid.add_argument("--categories", help="comma-separated subset of categories")
     grid.add_argument("--note", help="a note repeated in every row (e.g. 'small run')")
     grid.set_defaults(func=cmd_grid)
 
     serve = sub.add_parser("serve", help="serve the web app with the development server (demo use)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=port, default=8000)
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="set up the embedded demo (schema, model, catalogue) and run a search")

@@ -67,18 +67,20 @@ class Settings:
     backbone: str = setting("resnet50", "backbone for `train`: `resnet50`, `mobilenet_v2`, `vgg16`, `small_cnn`")
     weights: str = setting("imagenet", "`imagenet` (Keras's loader: cache first, download where there is internet), "
                                        "`none`, or a weights file")
-    input_size: int = setting(0, "side of the square network input", "backbone's (224; 128 for `small_cnn`)")
+    input_size: Annotated[int, Field(ge=0)] = setting(
+        0, "side of the square network input", "backbone's (224; 128 for `small_cnn`)")
     runtime: Annotated[Runtime, OneOf()] = setting(
         Runtime.ONNX, "what runs the network for search, ingest and evaluation: `onnx` (ONNX Runtime; the process "
                       "never loads TensorFlow) or `keras` (TensorFlow, the training runtime)")
-    threads: int = setting(0, "ONNX Runtime's intra-op threads", "cores the process may use")
-    top_k: int = setting(30, "results per search unless the caller asks otherwise")
-    batch_size: int = setting(32, "images per forward pass and per committed batch of rows")
+    threads: Annotated[int, Field(ge=0)] = setting(0, "ONNX Runtime's intra-op threads", "cores the process may use")
+    top_k: Annotated[int, Field(ge=1)] = setting(30, "results per search unless the caller asks otherwise")
+    batch_size: Annotated[int, Field(ge=1)] = setting(32, "images per forward pass and per committed batch of rows")
     metric: Annotated[Metric, OneOf()] = setting(Metric.EUCLIDEAN, "how a search compares embeddings by default")
     scope: Annotated[Scope, OneOf()] = setting(
         Scope.CATEGORY, "what a search covers by default: the most probable categories, or every one")
-    max_upload_bytes: int = setting(10 * 1024 * 1024, "largest image accepted for a search or an ingest", "10 MiB")
-    max_image_pixels: int = setting(
+    max_upload_bytes: Annotated[int, Field(ge=1)] = setting(
+        10 * 1024 * 1024, "largest image accepted for a search or an ingest", "10 MiB")
+    max_image_pixels: Annotated[int, Field(ge=1)] = setting(
         40_000_000, "decoded images larger than this are refused (decompression bombs); JPEG, PNG, WebP or GIF, no "
                     "side over 20,000 px, no JPEG over 100 scans", "40 M")
     vote_weight: Annotated[float, Field(ge=0, le=1)] = setting(
@@ -88,35 +90,37 @@ class Settings:
         30, "how many of the nearest stored products vote for their categories")
     vote_temperature: Annotated[float, Field(gt=0)] = setting(
         0.2, "each voter counts exp(−d²/T): the smaller T, the more the very nearest products count")
-    narrow_tau: float = setting(
+    narrow_tau: Annotated[float, Field(ge=0, le=1)] = setting(
         0.8, "confidence-aware narrowing: a search covers the fewest most probable categories whose probabilities "
              "sum to at least τ (chosen from the measured curve in docs/quality.md)")
-    narrow_max_categories: int = setting(3, "at most this many categories are searched by narrowing")
-    merge_weight: float = setting(
+    narrow_max_categories: Annotated[int, Field(ge=1)] = setting(
+        3, "at most this many categories are searched by narrowing")
+    merge_weight: Annotated[float, Field(ge=0, allow_inf_nan=False)] = setting(
         0.2, "results of several searched categories are merged by d² − β · ln p(category): a less probable "
              "category must fit clearly better (0: by distance alone)")
-    exact_distance: float = setting(
+    exact_distance: Annotated[float, Field(ge=0, le=2)] = setting(
         0.8, "exact-product safety net: the category of the catalogue's nearest product is always searched, and "
              "that product goes first when it is this close (Euclidean, unit vectors); 0 turns it off")
-    localise_max_share: float = setting(
+    localise_max_share: Annotated[float, Field(ge=0, le=1)] = setting(
         0.0, "localisation: search the crop around the product instead of the whole photo when its box covers at "
              "most this share of the photo (0: never, the measured default; see docs/quality.md)")
-    localise_threshold: float = setting(
+    localise_threshold: Annotated[float, Field(gt=0, le=1)] = setting(
         0.5, "the box is drawn around the largest region of the activation map reaching this share of its peak")
-    ann_min_vectors: int = setting(
+    ann_min_vectors: Annotated[int, Field(ge=0)] = setting(
         50_000, "a category with at least this many vectors is searched through an approximate FAISS IVF index "
                 "(0 turns it off; see docs/benchmarks.md)")
-    ann_nprobe: int = setting(32, "clusters the approximate index scans per search")
+    ann_nprobe: Annotated[int, Field(ge=1)] = setting(32, "clusters the approximate index scans per search")
     min_similarity: float | None = setting(
         None, "below this best-match similarity (%) a search says nothing looks much alike; set, it overrides every "
               "model's own threshold (see docs/quality.md)",
         f"the served model's, calibrated when it was trained (its card); {FALLBACK_MIN_SIMILARITY:g} for a model "
         "trained before that")
-    trace_ttl_seconds: int = setting(900, "how long a search's reviewer page stays available (memory only)")
-    trace_max_bytes: int = setting(
+    trace_ttl_seconds: Annotated[int, Field(ge=1)] = setting(
+        900, "how long a search's reviewer page stays available (memory only)")
+    trace_max_bytes: Annotated[int, Field(ge=0)] = setting(
         64 * 1024 * 1024, "memory the kept reviewer pages may take together; past it the oldest go first", "64 MiB")
     allow_private_urls: bool = setting(False, "let URL search reach private/loopback addresses (tests only)")
-    url_timeout_seconds: float = setting(
+    url_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = setting(
         5.0, "time limit of a URL search's whole download (DNS, connection, redirects, body)")
     demo_backbone: str = setting(
         "mobilenet_v2", "backbone of `lookalike demo`: `mobilenet_v2` uses the offline weights in `demo/weights`, "
@@ -124,7 +128,7 @@ class Settings:
     rate_limit: Annotated[str, AfterValidator(_rate)] = setting(
         "60 per minute", "searches per client address, page and API together, in the `limits` notation (e.g. "
                          "`5/second;100/hour`); over it, 429 with `Retry-After`")
-    trusted_proxies: int = setting(
+    trusted_proxies: Annotated[int, Field(ge=0)] = setting(
         0, "reverse proxies in front of the app that set `X-Forwarded-For` (0: the client is the socket's peer, "
            "so a client cannot pretend to be another by sending the header)")
 

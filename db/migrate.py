@@ -7,6 +7,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -21,11 +22,21 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    _run(command.upgrade, url, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+    _run(command.downgrade, url, revision)
+
+
+def _run(step, url: str, revision: str) -> None:
+    """Alembic's own error for a revision it cannot reach (unknown, or below the first) as a ValueError: one line."""
+    try:
+        step(alembic_config(url), revision)
+    except CommandError as e:
+        scripts = ScriptDirectory.from_config(alembic_config(url)).walk_revisions()  # head first
+        revisions = ", ".join(reversed([script.revision for script in scripts]))
+        raise ValueError(f"{e} (the revisions: {revisions}, head, base, or relative as -1)") from e
 
 
 def current_revision(engine: Engine) -> str | None:

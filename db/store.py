@@ -25,13 +25,14 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.schema import Category, Feature, ModelVersion, Product
 
 VECTOR_DTYPE = np.dtype("<f4")  # little-endian float32, whatever the machine
 CHUNK = 500  # ids per IN (...) list: far below every backend's limit on bound parameters
+ATTEMPTS = 5  # of one batch's transaction, when another writer's got in its way
 Place = tuple[str, str]  # where a product is: (category, external id)
 
 
@@ -183,7 +184,7 @@ class Store:
         Images already stored (same SHA-256) are left alone, so a re-run after an interruption or a
         concurrent loader never duplicates anything.
         """
-        for _attempt in range(3):
+        for _attempt in range(ATTEMPTS):
             fresh = self._not_stored(items)
             if not fresh:
                 return []
@@ -193,7 +194,12 @@ class Store:
                 return fresh
             except IntegrityError:
                 continue  # another writer stored some of these meanwhile: filter again and retry
-        raise RuntimeError("could not store a batch after 3 attempts: concurrent writers keep conflicting")
+            except DBAPIError as e:
+                if not _deadlocked(e):
+                    raise
+                # InnoDB chose this transaction to break a deadlock with another writer and rolled it back
+        raise RuntimeError(f"could not store a batch after {ATTEMPTS} attempts: concurrent writers keep conflicting "
+                           "(what was stored is kept: run it again)")
 
     def _not_stored(self, items: Sequence[NewProduct]) -> list[NewProduct]:
         known = self.known_hashes(item.image_sha256 for item in items)
@@ -220,7 +226,10 @@ class Store:
         self._bump(session, category_ids.values())
 
     def _category_ids(self, session: Session, names: set[str]) -> dict[str, int]:
-        existing = dict(session.execute(select(Category.name, Category.id).where(Category.name.in_(names))).all())
+        # Locked first, as the revision bump at the end will: two writers into one category then wait for each
+        # other instead of both holding the shared lock their inserts take on it and deadlocking over the bump.
+        existing = dict(session.execute(select(Category.name, Category.id).where(Category.name.in_(names))
+                                        .with_for_update()).all())
         missing = names - existing.keys()
         if missing:
             start = self._top_revision(session)
@@ -592,6 +601,12 @@ def lacking(model_version: str, photos: bool = False):
 def count_without_vector(model_version: str, photos: bool = False):
     """The query counting products that ``lacking`` selects."""
     return select(func.count(Product.id)).where(lacking(model_version, photos))
+
+
+def _deadlocked(error: DBAPIError) -> bool:
+    """Whether the server rolled the transaction back to end a deadlock (SQLSTATE 40001: MySQL's 1213), which it
+    asks the client to run again."""
+    return getattr(error.orig, "sqlstate", None) == "40001" or getattr(error.orig, "errno", None) == 1213
 
 
 def _some(values: Sequence, shown: int = 5) -> str:

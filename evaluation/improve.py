@@ -77,6 +77,8 @@ def improve(settings: Settings, store: Store, files: Sequence[CatalogueFile], qu
     if run.decision:
         say(f"this run is finished already ({run.decision['reason']}); choose another --out for a new one")
         return run
+    if run.candidate is None:
+        _check_training(train_options or {})  # before the first step's work, not after it
     if run.before is None:
         say(f"1/5 evaluating the active model {run.before_version} on {len(queries)} queries")
         service = build_service(settings, open_network(settings, True, store, run.before_version), store)
@@ -134,12 +136,8 @@ def _train(settings: Settings, registry: ModelRegistry, files, out: Path, option
     models = ModelFiles(settings.resolved_models_dir)
     saved = out / "model" / "model.keras"
     if not card_path(saved).is_file():
-        known = {f.name for f in fields(TrainConfig)}
-        unknown = set(options) - known
-        if unknown:
-            raise ValueError(f"unknown training setting {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(known))}")
         recipe = ModelCard.read(models.path(registry.active().version)).training
+        known = {f.name for f in fields(TrainConfig)}
         config = TrainConfig(**{**{k: v for k, v in recipe.items() if k in known}, **options})
         result = train(files, config)
         result.model.save(saved)
@@ -147,6 +145,17 @@ def _train(settings: Settings, registry: ModelRegistry, files, out: Path, option
     if card.version not in registry.versions():
         registry.register(card.version, card.backbone, card.categories)
     return card.version
+
+
+def _check_training(options: Mapping[str, object]) -> None:
+    """Unknown settings and values no training can run with are refused (``TrainConfig`` checks the values)."""
+    from model.training import TrainConfig
+
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(f"unknown training setting {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    TrainConfig(**options)
 
 
 def _embed(settings: Settings, store: Store, version: str) -> None:

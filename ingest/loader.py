@@ -137,6 +137,7 @@ class Loader:
         metadata = metadata or {}
         categories = {entry.category for entry in files}
         report = IngestReport(lookalikes=self._lookalikes(categories))
+        registered = set(ModelRegistry(self.store).versions())
         started = time.perf_counter()
         seen: set[str] = set()
         chunks = [files[i:i + self.batch_size] for i in range(0, len(files), self.batch_size)]
@@ -152,7 +153,7 @@ class Loader:
                 products = self._embed(batch, metadata) if batch else []
                 if writing:
                     self._settle(*writing, report, bar)
-                writing = (writer.submit(self._commit, products) if products else None, prepared)
+                writing = (writer.submit(self._commit, products, registered) if products else None, prepared)
             if writing:
                 self._settle(*writing, report, bar)
         kept: list[Move] = []
@@ -193,14 +194,18 @@ class Loader:
             first.setdefault(category_form(name), name)
         return [(name, first[category_form(name)]) for name in new if first[category_form(name)] != name]
 
-    def _commit(self, products: list[NewProduct]) -> list[NewProduct]:
-        """Store one batch, unless a model was registered since this ingest began: the batch has no vector of it,
-        and that model could be activated before its re-embedding reached these products."""
-        unknown = set(ModelRegistry(self.store).versions()) - {model.version for model in self.models}
-        if unknown:
-            raise RuntimeError(f"model {', '.join(sorted(unknown))} was registered while this ingest ran, so the "
-                               "ingest stopped (what it stored is kept): run it again to give new products its "
-                               "vectors too")
+    def _commit(self, products: list[NewProduct], registered_at_start: set[str]) -> list[NewProduct]:
+        """Store one batch, unless the registry changed since this ingest began: the batch has no vector of a model
+        registered meanwhile, which could be activated before its re-embedding reached these products; and its
+        vectors of a model pruned meanwhile would be kept for a version nothing lists."""
+        registered = set(ModelRegistry(self.store).versions())
+        mine = {model.version for model in self.models}
+        added, pruned = sorted(registered - mine), sorted(registered_at_start & mine - registered)
+        if added or pruned:
+            changes = ([f"model {', '.join(added)} was registered"] * bool(added)
+                       + [f"model {', '.join(pruned)} was pruned"] * bool(pruned))
+            raise RuntimeError(f"{' and '.join(changes)} while this ingest ran, so the ingest stopped (what it "
+                               "stored is kept): run it again to store the rest with the registered models' vectors")
         return self.store.add_products(products)
 
     @staticmethod

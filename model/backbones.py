@@ -10,6 +10,8 @@ from pathlib import Path
 
 import keras
 
+from config.settings import DEMO_WEIGHTS
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -46,7 +48,16 @@ class Backbone:
         elif weights == "imagenet":
             if not self.has_imagenet:
                 raise ValueError(f"backbone {self.name!r} has no ImageNet weights: use weights 'none' or a file")
-            model = self._build(shape, "imagenet")
+            try:
+                model = self._build(shape, "imagenet")
+            except Exception as e:  # Keras raises a bare Exception when it cannot fetch them
+                if "URL fetch failure" not in str(e):
+                    raise
+                raise RuntimeError(
+                    f"the ImageNet weights of {self.name} are not in the Keras cache (KERAS_HOME, by default "
+                    f"~/.keras/models) and could not be downloaded: put them there, give a weights file (--weights "
+                    f"FILE), or use the offline MobileNetV2 weights (--backbone mobilenet_v2 --weights "
+                    f"{DEMO_WEIGHTS})") from e
         else:
             path = Path(weights)
             if not path.is_file():

@@ -20,7 +20,7 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,10 +90,35 @@ class TrainConfig:
     train_batch_size: int = 256
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Refuse a setting no training can run with, before any work (``lookalike train``, ``improve --train``)."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        for name, (whole, fits, what) in _BOUNDS.items():
+            value = getattr(self, name)
+            number = isinstance(value, int if whole else int | float) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and fits(value)):
+                raise ValueError(f"training setting {name} must be {what}, not {value!r}")
+
     @property
     def frozen(self) -> bool:
         """A pretrained backbone keeps its lower part frozen; a random one trains whole."""
         return self.weights != "none"
+
+
+# What each number of TrainConfig may be: (whole number only, test, what the test asks for).
+_BOUNDS: dict[str, tuple[bool, Callable[[float], bool], str]] = {
+    **{name: (True, lambda v: v >= 0, "a whole number of 0 or more")
+       for name in ("input_size", "top_epochs", "views", "patience", "seed")},
+    **{name: (True, lambda v: v >= 1, "a whole number of 1 or more")
+       for name in ("epochs", "batch_size", "train_batch_size")},
+    **{name: (False, lambda v: v > 0, "a number above 0")
+       for name in ("learning_rate", "top_learning_rate", "neighbourhood_temperature", "cosface_scale")},
+    **{name: (False, lambda v: 0 <= v < 1, "a share from 0 up to 1 (not 1)")
+       for name in ("instance_holdout", "validation_split", "label_smoothing", "dropout")},
+    **{name: (False, lambda v: v >= 0, "a number of 0 or more")
+       for name in ("instance_weight", "neighbourhood_weight", "cosface_margin")},
+}
 
 
 @dataclass
@@ -243,13 +268,11 @@ def train(files: Sequence[CatalogueFile], config: TrainConfig, progress: bool = 
         >>> result = train(list_catalogue(Path("demo/catalogue")), TrainConfig(backbone="mobilenet_v2"))
         >>> result.model.save(Path("var/model.keras"))
     """
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
     keras.utils.set_random_seed(config.seed)
     spec = get_backbone(config.backbone)
     size = config.input_size or spec.input_size
+    backbone = spec.create(config.weights, size)  # first: weights that cannot be had stop it before the reading
     data = training_set(files, config, size)
-    backbone = spec.create(config.weights, size)
     # Where the cache is cut: below the top blocks when they will train, else after pooling (the head alone trains).
     split = (spec.split if config.top_epochs else backbone.layers[-1].name) if config.frozen else ""
     head = build_head(backbone.output_shape[-1], len(data.categories), config.dropout)

@@ -62,6 +62,10 @@ def test_an_empty_store_says_so(env, fashion_slice, capsys):
 def test_errors_are_one_clear_line(env, capsys):
     assert main(["search", "missing.jpg"]) == 2
     assert "run 'lookalike db upgrade'" in capsys.readouterr().err
+    assert main(["db", "downgrade"]) == 2  # nothing to go down from
+    assert main(["db", "upgrade", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "Can't locate revision identified by 'nope' (the revisions: 0001, 0002" in err and "Traceback" not in err
     main(["db", "upgrade"])
     assert main(["ingest", "no/such/folder"]) == 2
     assert "catalogue folder not found" in capsys.readouterr().err
@@ -79,12 +83,16 @@ def test_errors_are_one_clear_line(env, capsys):
 @pytest.mark.parametrize("arguments", [
     ["products", "show", str(2**64)], ["products", "show", "x"], ["products", "list", "--after", str(2**63)],
     ["products", "list", "--limit", "0"], ["products", "list", "--limit", "-1"],
-    ["products", "list", "--limit", "9" * 20], ["products", "show", "1" * 5000]])
+    ["products", "list", "--limit", "9" * 20], ["products", "show", "1" * 5000], ["serve", "--port", "99999"],
+    ["serve", "--port", "0"], ["evaluate-localisation", "q", "--out", "o", "--per-category", "-1"],
+    ["evaluate-similarity", "q", "--out", "o", "--thresholds", "35,abc"]])
 def test_out_of_range_numbers_are_refused_by_the_parser(arguments, capsys):
     with pytest.raises(SystemExit) as stop:
         main(arguments)
     error = capsys.readouterr().err
-    assert stop.value.code == 2 and ("is not a product id" in error or "is not a whole number from 1 to" in error)
+    refusals = ("is not a product id", "is not a whole number from 1 to", "is not a port: a whole number from 1",
+                "'-1' is not a whole number from 0 to", "'abc' is not a similarity from 0 to 100")
+    assert stop.value.code == 2 and any(refusal in error for refusal in refusals)
 
 
 def test_every_top_level_package_is_installed():

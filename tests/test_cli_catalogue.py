@@ -36,6 +36,11 @@ def test_products_are_listed_shown_and_deleted(env, capsys, trained_model_path):
     listed = run(capsys, "products", "list", "--category", "Watches").splitlines()
     assert len(listed) == 1 + 12 and all(" Watches " in line for line in listed[1:])
     first = int(listed[1].split()[0])
+    paged = run(capsys, "products", "list", "--category", "Watches", "--limit", "5").splitlines()
+    assert paged[1:6] == listed[1:6] and paged[6] == f"… more with --category Watches --after {paged[5].split()[0]}"
+    last = run(capsys, "products", "list", "--category", "Watches", "--after", listed[8].split()[0], "--limit", "4")
+    assert last.splitlines()[1:] == listed[9:] and "more" not in last  # exactly the last four: no more to list
+    assert "more" not in run(capsys, "products", "list", "--limit", str(2**63 - 1))  # the largest limit binds
     shown = run(capsys, "products", "show", str(first))
     version = json.loads(trained_model_path.with_suffix(".meta.json").read_text())["version"]
     assert "category:    Watches" in shown and f"vectors:     {version} (active)" in shown
@@ -56,7 +61,7 @@ def test_products_are_listed_shown_and_deleted(env, capsys, trained_model_path):
 def test_categories_are_shown_deleted_and_renamed(env, capsys, fashion_slice):
     assert "category Heels: 12 products" in run(capsys, "categories", "show", "Heels")
     assert "add --yes to confirm" in run(capsys, "categories", "delete", "Heels", status=2)
-    assert run(capsys, "categories", "delete", "Heels", "--yes") == "deleted category 'Heels': 12 products\n"
+    assert run(capsys, "categories", "delete", "Heels", "--yes") == "deleted the 12 products of category 'Heels'\n"
     assert run(capsys, "categories").split() == ["12", "Backpacks", "12", "Sunglasses", "12", "Watches"]
     assert "no category named 'Shoes'" in run(capsys, "categories", "rename", "Shoes", "Boots", status=2)
     assert run(capsys, "categories", "rename", "Watches", "Watches ") == "category 'Watches' already has that name\n"

@@ -263,7 +263,7 @@ def test_settings_and_secrets_come_from_the_environment_only():
 
 
 # Every route the app has, and nothing else: anything that changes the catalogue is on the command line only.
-PRODUCT = "<int(max=9223372036854775807):product_id>"  # ids past the database's signed 64 bits are no product
+PRODUCT = "<int(signed=True, max=9223372036854775807):product_id>"  # past the signed 64 bits: no product
 PUBLIC_ROUTES = {
     ("/", "GET"), ("/search", "POST"), (f"/products/{PRODUCT}/image", "GET"),
     ("/review/<trace_id>", "GET"), ("/review/<trace_id>/upload.jpg", "GET"),

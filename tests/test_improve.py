@@ -75,3 +75,7 @@ def test_improve_refuses_an_unknown_metric_or_training_setting(env, fashion_slic
     assert "unknown metric 'speed'; choose one of: top1_category_accuracy" in capsys.readouterr().err
     assert main(base + ["--train", "epochz=3"]) == 2
     assert "unknown training setting epochz" in capsys.readouterr().err
+    assert main(base + ["--train", "epochs=0"]) == 2
+    err = capsys.readouterr().err  # refused before the first step evaluates the active model
+    assert "training setting epochs must be a whole number of 1 or more, not 0" in err and "1/5" not in err
+    assert not (tmp_path / "run" / "before").exists()

@@ -1,7 +1,9 @@
 """The loader on real catalogue photos: batched, reported, re-runnable, with metadata joined."""
+import copy
 import hashlib
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +77,28 @@ def test_an_ingest_stops_when_a_model_is_registered_while_it_runs(store, trained
     with pytest.raises(RuntimeError, match="model registered-meanwhile was registered while this ingest ran"):
         loader.ingest(files)
     assert sum(store.category_counts().values()) == 16
+
+
+def test_an_ingest_stops_when_its_model_is_pruned_while_it_runs(store, trained_model, fashion_slice, monkeypatch):
+    """Its next batches would store vectors of a version the registry no longer lists, which no prune would see."""
+    served = copy.copy(trained_model)  # the same network under another version: the one served
+    served.card = replace(trained_model.card, version="served")
+    registry = ModelRegistry(store)
+    for version in (trained_model.version, "served"):
+        registry.register(version, "small_cnn", trained_model.categories)
+    registry.activate("served")
+    add_products = store.add_products
+
+    def then_pruned(items):
+        added = add_products(items)
+        registry.prune([trained_model.version])  # an admin prunes this ingest's model (not the active one)
+        return added
+
+    monkeypatch.setattr(store, "add_products", then_pruned)
+    with pytest.raises(RuntimeError, match=f"model {trained_model.version} was pruned while this ingest ran"):
+        Loader(trained_model, store, batch_size=8, progress=False, more_models=[served]).ingest(
+            list_catalogue(fashion_slice)[:24])
+    assert sum(store.category_counts().values()) == 8
 
 
 class Interrupted(Exception):

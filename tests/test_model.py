@@ -38,6 +38,19 @@ def test_small_cnn_has_no_imagenet_weights():
         get_backbone("small_cnn").create("imagenet")
 
 
+def test_imagenet_weights_that_cannot_be_fetched_say_what_to_do(monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):  # what Keras raises when the weights are not cached and there is no internet
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- [Errno -2] Name or "
+                        "service not known")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(RuntimeError, match="the ImageNet weights of resnet50 are not in the Keras cache .*"
+                                           "--backbone mobilenet_v2 --weights .*mobilenet_v2_imagenet"):
+        get_backbone("resnet50").create("imagenet", input_size=32)
+
+
 def test_missing_weights_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.h5"):
         get_backbone("mobilenet_v2").create(str(tmp_path / "nothere.h5"))
@@ -85,6 +98,23 @@ def test_training_skips_unreadable_files(fashion_slice, tmp_path):
     result = train(list_catalogue(catalogue), TrainConfig(backbone="small_cnn", weights="none", input_size=32,
                                                           epochs=1, views=0, validation_split=0), progress=False)
     assert [path.rsplit("/", 1)[-1] for path, _ in result.rejected] == ["bad.jpg"]
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("epochs", 0, "epochs must be a whole number of 1 or more, not 0"),
+    ("top_epochs", -1, "top_epochs must be a whole number of 0 or more"),
+    ("epochs", 2.5, "epochs must be a whole number"),
+    ("instance_holdout", 1.5, "instance_holdout must be a share from 0 up to 1 (not 1), not 1.5"),
+    ("validation_split", 1.0, "validation_split must be a share"),
+    ("learning_rate", 0.0, "learning_rate must be a number above 0"),
+    ("top_learning_rate", float("nan"), "top_learning_rate must be a number above 0"),
+    ("neighbourhood_weight", -1.0, "neighbourhood_weight must be a number of 0 or more"),
+    ("views", True, "views must be a whole number"),
+    ("learning_rate", "fast", "learning_rate must be a number above 0, not 'fast'"),  # improve --train's text
+])
+def test_training_settings_no_training_can_run_with_are_refused(setting, value, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig(**{setting: value})
 
 
 def test_unknown_optimizer_is_refused(fashion_slice):

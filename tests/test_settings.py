@@ -33,6 +33,9 @@ def test_bad_values_are_named(env, message):
 
 @pytest.mark.parametrize("env, message", [({"LOOKALIKE_RATE_LIMIT": "lots"}, "LOOKALIKE_RATE_LIMIT must be a rate"),
                                           ({"LOOKALIKE_NARROW_TAU": "high"}, "LOOKALIKE_NARROW_TAU must be a number"),
+                                          ({"LOOKALIKE_NARROW_TAU": "1.5"}, "less than or equal to 1"),
+                                          ({"LOOKALIKE_MERGE_WEIGHT": "-1"}, "greater than or equal to 0"),
+                                          ({"LOOKALIKE_BATCH_SIZE": "0"}, "SIZE is invalid .*or equal to 1"),
                                           ({"LOOKALIKE_ALLOW_PRIVATE_URLS": "maybe"}, "must be true or false")])
 def test_every_kind_of_bad_value_is_named(env, message):
     with pytest.raises(ValueError, match=message):

@@ -120,3 +120,37 @@ def test_metadata_with_quotes_and_unicode_round_trips(store):
     [(pid, info)] = store.category_vectors("Tas'; --", "v1").products.items()
     assert info.metadata == metadata and info.category == "Tas'; --" and info.external_id == "x'y"
     assert store.products([pid]) == {pid: info}
+
+
+def test_a_batch_the_server_rolled_back_to_end_a_deadlock_is_stored_on_the_next_attempt(store, monkeypatch):
+    from sqlalchemy.exc import InternalError
+
+    class Deadlock(Exception):
+        sqlstate, errno = "40001", 1213  # as mysql-connector raises it
+
+    insert, calls = store._insert, []
+
+    def deadlocked_once(session, items):
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise InternalError("INSERT INTO products …", {}, Deadlock("Deadlock found when trying to get lock"))
+        insert(session, items)
+
+    monkeypatch.setattr(store, "_insert", deadlocked_once)
+    assert len(store.add_products([product("Bags", "a", [1, 0]), product("Bags", "b", [0, 1])])) == 2
+    assert calls == [2, 2] and store.category_counts() == {"Bags": 2}
+
+
+def test_writers_into_the_same_categories_at_once_all_store_their_batches(store):
+    """Two ingests into one category used to deadlock on MariaDB (their inserts' shared locks on the category row,
+    then both bumping its revision); one failed with a raw database error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(writer: int) -> int:
+        return sum(len(store.add_products([product(category, f"{category}-{writer}-{batch}-{i}", [writer, batch, i])
+                                           for category in ("Bags", "Caps") for i in range(4)]))
+                   for batch in range(15))
+
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(write, range(3))) == [120, 120, 120]
+    assert store.category_counts() == {"Bags": 180, "Caps": 180}
