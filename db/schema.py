@@ -50,7 +50,8 @@ class Category(Base):
 
 class Product(Base):
     __tablename__ = "products"
-    __table_args__ = (Index("ix_products_category_id", "category_id"), MYSQL_OPTIONS)
+    # An id never names two products, even after the newest were deleted (migration 0005; MySQL never reuses one).
+    __table_args__ = (Index("ix_products_category_id", "category_id"), {**MYSQL_OPTIONS, "sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))

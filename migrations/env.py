@@ -32,6 +32,11 @@ def run_migrations_online() -> None:
         return
     engine = create_db_engine(_url())
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode copies a table and drops the old one: with foreign keys on (create_db_engine turns them
+            # on), SQLite would delete the rows of other tables that point at it. Set outside a transaction.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         _run(connection)
     engine.dispose()
 
