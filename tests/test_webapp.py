@@ -150,6 +150,31 @@ def test_an_empty_catalogue_is_said_plainly(tmp_path, web_settings, trained_mode
     assert 'id="weak"' not in html  # not "the best match is only 0 % similar"
 
 
+def test_the_reviewer_page_says_which_products_were_deleted_since_the_search(tmp_path, web_settings, trained_model,
+                                                                             fashion_slice):
+    from catalogue.folder import list_catalogue
+    from db.migrate import upgrade
+    from db.store import Store
+    from ingest.loader import Loader
+    from search.service import SearchService
+
+    settings = replace(web_settings, data_dir=tmp_path)
+    upgrade(settings.resolved_database_url)
+    store = Store.from_url(settings.resolved_database_url)
+    Loader(trained_model, store, progress=False).ingest([f for f in list_catalogue(fashion_slice)
+                                                         if f.category == "Watches"])
+    client = create_app(settings, SearchService(trained_model, store, localise_max_share=0)).test_client()
+    body = upload(client, catalogue_photo(fashion_slice).read_bytes(), k="3").get_json()
+    review = body["review_url"]
+    assert "deleted since this search" not in client.get(review).get_data(as_text=True)
+    best = body["results"][0]["product_id"]
+    store.delete_products([best])
+    html = client.get(review).get_data(as_text=True)
+    assert html.count("deleted since this search") == 2  # the best match's vector (step 5) and its row (step 7)
+    assert f'/products/{best}/image' not in html  # no broken picture of it
+    store.engine.dispose()
+
+
 def test_health_shows_an_activated_version_that_cannot_be_loaded(tmp_path, web_settings, trained_model):
     from db.migrate import upgrade
     from db.registry import ModelRegistry

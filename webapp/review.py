@@ -14,7 +14,12 @@ EXCERPT = 8  # values shown of each vector, and terms written out in the distanc
 
 @blueprint.get("/review/<trace_id>")
 def trace(trace_id: str):
-    return render_template("review.html", trace=_trace(trace_id), settings=lookalike().settings, margin=MARGIN)
+    found = _trace(trace_id)
+    matched = [match.product.id for match in found.result.matches]
+    # The page tells what the search saw; a product deleted since is said so, not shown as still stored.
+    deleted = set(matched) - set(lookalike().service.store.products(matched))
+    return render_template("review.html", trace=found, settings=lookalike().settings, margin=MARGIN,
+                           deleted=deleted)
 
 
 @blueprint.get("/review/<trace_id>/upload.jpg")
