@@ -41,9 +41,9 @@ def cmd_ingest(args, settings: Settings) -> int:
               f"trained on them is activated, {UNPREDICTED_REACH}")
     if len(networks) > 1:
         print("new products have vectors of " + ", ".join(network.version for network in networks))
-    if args.sync and report.rejected:
-        print(f"sync: not run, {len(report.rejected)} files were rejected (above), so which stored products are "
-              "gone is unknown: make them readable pictures or take them out of the folder, and run again")
+    if args.sync and report.doubtful:
+        print(f"sync: not run, {report.doubtful} rejected files may hold a product's photo (above), so which stored "
+              "products are gone is unknown: make them readable or take them out of the folder, and run again")
     elif args.sync:  # only categories with a file here: an emptied or misnamed folder never syncs a whole category away
         _sync(store, categories, report.places.keys(), args.yes)
     return 1 if report.rejected else 0

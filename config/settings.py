@@ -110,7 +110,7 @@ class Settings:
         50_000, "a category with at least this many vectors is searched through an approximate FAISS IVF index "
                 "(0 turns it off; see docs/benchmarks.md)")
     ann_nprobe: Annotated[int, Field(ge=1)] = setting(32, "clusters the approximate index scans per search")
-    min_similarity: float | None = setting(
+    min_similarity: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = setting(
         None, "below this best-match similarity (%) a search says nothing looks much alike; set, it overrides every "
               "model's own threshold (see docs/quality.md)",
         f"the served model's, calibrated when it was trained (its card); {FALLBACK_MIN_SIMILARITY:g} for a model "

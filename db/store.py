@@ -5,10 +5,11 @@ SQL is built only with SQLAlchemy, so every value reaches the database as a boun
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
 from sqlalchemy import (
@@ -33,6 +34,7 @@ from db.schema import Category, Feature, ModelVersion, Product
 VECTOR_DTYPE = np.dtype("<f4")  # little-endian float32, whatever the machine
 CHUNK = 500  # ids per IN (...) list: far below every backend's limit on bound parameters
 ATTEMPTS = 5  # of one batch's transaction, when another writer's got in its way
+T = TypeVar("T")
 Place = tuple[str, str]  # where a product is: (category, external id)
 
 
@@ -189,17 +191,25 @@ class Store:
             if not fresh:
                 return []
             try:
-                with self._session.begin() as session:
-                    self._insert(session, fresh)
+                self._transaction(partial(self._insert, items=fresh))
                 return fresh
             except IntegrityError:
                 continue  # another writer stored some of these meanwhile: filter again and retry
-            except DBAPIError as e:
-                if not _deadlocked(e):
-                    raise
-                # InnoDB chose this transaction to break a deadlock with another writer and rolled it back
         raise RuntimeError(f"could not store a batch after {ATTEMPTS} attempts: concurrent writers keep conflicting "
                            "(what was stored is kept: run it again)")
+
+    def _transaction(self, work: Callable[[Session], T]) -> T:
+        """``work`` in one transaction, run again when the server rolled it back to end a deadlock with another
+        writer (which it asks the client to do). The writers that run side by side by design, ingest and reembed,
+        lock their categories' rows first, so deadlocks between them are rare; this catches the rest."""
+        for attempt in range(ATTEMPTS):
+            try:
+                with self._session.begin() as session:
+                    return work(session)
+            except DBAPIError as e:
+                if not _deadlocked(e) or attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _not_stored(self, items: Sequence[NewProduct]) -> list[NewProduct]:
         known = self.known_hashes(item.image_sha256 for item in items)
@@ -269,8 +279,12 @@ class Store:
         """Store products' vectors of ``model_version`` (and their photos' own embeddings, as ``NewProduct``),
         in place of any they had; how many were stored (a product deleted meanwhile gets none)."""
         photo_vectors = photo_vectors or {}
-        with self._session.begin() as session:
-            # Locked, so that a product cannot be deleted between this read and the insert.
+
+        def put(session: Session) -> int:
+            # Their categories' rows first, as ingest locks them (so the two wait for each other, not deadlock);
+            # then the products, so that none can be deleted between this read and the insert.
+            session.execute(select(Category.id).where(Category.id.in_(
+                select(Product.category_id).where(Product.id.in_(list(vectors))))).with_for_update())
             present = session.execute(select(Product.id, Product.category_id)
                                       .where(Product.id.in_(list(vectors))).with_for_update()).all()
             ids = [row.id for row in present]
@@ -282,7 +296,9 @@ class Store:
                     for product_id in ids
                 ])
             self._bump(session, {row.category_id for row in present})
-        return len(ids)
+            return len(ids)
+
+        return self._transaction(put)
 
     # --- search -------------------------------------------------------------------------------
 

@@ -47,15 +47,19 @@ def run_grid(train_files: Sequence[CatalogueFile], test_files: Sequence[Catalogu
     """
     from evaluation.figures import training_curves
 
+    # Every run's configuration first: a bad name or value is refused before hours of training, not after.
+    grid = {(name, weights): [replace(base, backbone=name, weights=weights, optimizer=optimizer, learning_rate=rate,
+                                      input_size=base.input_size or get_backbone(name).input_size)
+                              for optimizer, rate in itertools.product(optimizers, learning_rates)]
+            for name, weights in backbones}
     out.mkdir(parents=True, exist_ok=True)
     runs: list[GridRun] = []
-    for name, weights in backbones:
-        size = base.input_size or get_backbone(name).input_size
+    for (name, weights), configs in grid.items():
+        size = configs[0].input_size
         pictures, kept, _ = read_pictures(test_files, size)
         test_images = np.stack([to_array(p, size) for p in pictures])
-        for optimizer, rate in itertools.product(optimizers, learning_rates):
-            config = replace(base, backbone=name, weights=weights, optimizer=optimizer, learning_rate=rate,
-                             input_size=size)
+        for config in configs:
+            optimizer, rate = config.optimizer, config.learning_rate
             tag = f"{name}-{optimizer}-{rate:g}"
             result = train(train_files, config, progress)
             test_labels = np.array([result.model.categories.index(f.category) for f in kept])

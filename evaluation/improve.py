@@ -78,7 +78,7 @@ def improve(settings: Settings, store: Store, files: Sequence[CatalogueFile], qu
         say(f"this run is finished already ({run.decision['reason']}); choose another --out for a new one")
         return run
     if run.candidate is None:
-        _check_training(train_options or {})  # before the first step's work, not after it
+        _training_config(settings, registry, train_options or {})  # refused before the first step's work, not after
     if run.before is None:
         say(f"1/5 evaluating the active model {run.before_version} on {len(queries)} queries")
         service = build_service(settings, open_network(settings, True, store, run.before_version), store)
@@ -127,35 +127,36 @@ def _evaluate(service, queries, relevance, out: Path, title: str) -> dict:
 
 
 def _train(settings: Settings, registry: ModelRegistry, files, out: Path, options: Mapping[str, object]) -> str:
-    """Train with the active model's recipe (its card's training settings), changed by ``options``, and register
-    the result. A model saved by an interrupted run (its card is written last) is registered, not retrained."""
-    from model.card import ModelCard, card_path
-    from model.training import TrainConfig, train
+    """Train with the active model's recipe changed by ``options`` (``_training_config``), and register the result.
+    A model saved by an interrupted run (its card is written last) is registered, not retrained."""
+    from model.card import card_path
+    from model.training import train
     from model.versions import ModelFiles
 
-    models = ModelFiles(settings.resolved_models_dir)
     saved = out / "model" / "model.keras"
     if not card_path(saved).is_file():
-        recipe = ModelCard.read(models.path(registry.active().version)).training
-        known = {f.name for f in fields(TrainConfig)}
-        config = TrainConfig(**{**{k: v for k, v in recipe.items() if k in known}, **options})
-        result = train(files, config)
-        result.model.save(saved)
-    card = models.add(saved)
+        train(files, _training_config(settings, registry, options)).model.save(saved)
+    card = ModelFiles(settings.resolved_models_dir).add(saved)
     if card.version not in registry.versions():
         registry.register(card.version, card.backbone, card.categories)
     return card.version
 
 
-def _check_training(options: Mapping[str, object]) -> None:
-    """Unknown settings and values no training can run with are refused (``TrainConfig`` checks the values)."""
+def _training_config(settings: Settings, registry: ModelRegistry, options: Mapping[str, object]):
+    """The active model's recipe (its card's training settings) changed by ``options``; an unknown setting, or a
+    value no training can run with, is refused (``TrainConfig`` checks the values)."""
+    from model.card import ModelCard
     from model.training import TrainConfig
+    from model.versions import ModelFiles
 
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(options) - known
     if unknown:
         raise ValueError(f"unknown training setting {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-    TrainConfig(**options)
+    active = registry.active()
+    assert active is not None, "improve runs from an active model"
+    recipe = ModelCard.read(ModelFiles(settings.resolved_models_dir).path(active.version)).training
+    return TrainConfig(**{**{k: v for k, v in recipe.items() if k in known}, **options})
 
 
 def _embed(settings: Settings, store: Store, version: str) -> None:

@@ -43,6 +43,10 @@ class ImageError(ValueError):
     """The bytes are not an image we can use; the message says why, in words for a person."""
 
 
+class NotAnImage(ImageError):
+    """The bytes are in no image format we read (a text file, a PDF, …), as opposed to a damaged picture."""
+
+
 class ImageTooLarge(ImageError):
     """The image declares more pixels than allowed (a decompression bomb, or simply too big)."""
 
@@ -107,7 +111,7 @@ def decode_image(data: bytes, max_pixels: int, target_size: int | None = None) -
     except ImageError:
         raise
     except UnidentifiedImageError as e:
-        raise ImageError(f"not a readable image (send a {ACCEPTED} picture)") from e
+        raise NotAnImage(f"not a readable image (send a {ACCEPTED} picture)") from e
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"the image is too large to decode safely (limit {max_pixels:,} pixels)") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:

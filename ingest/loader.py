@@ -25,7 +25,7 @@ from catalogue.folder import CatalogueFile, ahead, category_form, product_key
 from config import DEFAULTS
 from db.registry import ModelRegistry
 from db.store import Move, NewProduct, Place, Store
-from images.decoding import ImageError, decode_image
+from images.decoding import ImageError, NotAnImage, decode_image
 from model.gallery import gallery_inputs, gallery_vectors
 from model.inference import Network
 
@@ -36,6 +36,9 @@ class IngestReport:
     present: int = 0
     updated: int = 0  # stored products whose metadata changed
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    # Rejected files that may hold a product's photo (unreadable, damaged, half copied, too large, not named in
+    # UTF-8), unlike a file in no image format: while there are any, which products are gone is unknown.
+    doubtful: int = 0
     moved: list[Move] = field(default_factory=list)  # stored products now elsewhere
     kept: list[Move] = field(default_factory=list)  # files whose picture is a product of a category not in the folder
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (stored category, folder holding all its products)
@@ -62,8 +65,8 @@ class IngestReport:
                   "follows)" for before, after in self.renamed]
         lines += [f"  {product_key(*place)} is the same picture as {product_key(*places[0])}: one product"
                   for places in self.places.values() for place in places[1:]]
-        if self.rejected:
-            lines.append(f"  moves not looked for: {len(self.rejected)} files were rejected (below)")
+        if self.doubtful:
+            lines.append(f"  moves not looked for: {self.doubtful} rejected files may hold a product's photo (below)")
         lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
         return "\n".join(lines)
 
@@ -87,6 +90,7 @@ class _Prepared:
     decoded: list[_Decoded] = field(default_factory=list)
     present: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    doubtful: int = 0
     places: dict[str, list[Place]] = field(default_factory=dict)
 
 
@@ -130,9 +134,9 @@ class Loader:
         """Store every new image of ``files`` with its vectors; report what was added, present or rejected.
 
         A product of one of the files' categories whose image they now have at another place only (a file moved to
-        another category folder, or renamed) moves there, unless some file was rejected; one of another category
-        stays, and the report names it. Products already stored get the metadata given for their file (matched by
-        category and external id), and the report counts those whose metadata changed.
+        another category folder, or renamed) moves there, unless a rejected file may hold a product's photo; one of
+        another category stays, and the report names it. Products already stored get the metadata given for their
+        file (matched by category and external id), and the report counts those whose metadata changed.
         """
         metadata = metadata or {}
         categories = {entry.category for entry in files}
@@ -157,8 +161,7 @@ class Loader:
             if writing:
                 self._settle(*writing, report, bar)
         kept: list[Move] = []
-        # A rejected file may be a product's own, unreadable or half copied: that product could move to a copy.
-        if not report.rejected:
+        if not report.doubtful:  # else that file may be a product's own, and the product could move to a copy
             report.moved, kept = self.store.relocate(report.places, categories)
         counts = self.store.category_counts()  # after the moves
         self._sort_kept(kept, counts, report)
@@ -200,7 +203,7 @@ class Loader:
         vectors of a model pruned meanwhile would be kept for a version nothing lists."""
         registered = set(ModelRegistry(self.store).versions())
         mine = {model.version for model in self.models}
-        added, pruned = sorted(registered - mine), sorted(registered_at_start & mine - registered)
+        added, pruned = sorted(registered - mine), sorted((registered_at_start & mine) - registered)
         if added or pruned:
             changes = ([f"model {', '.join(added)} was registered"] * bool(added)
                        + [f"model {', '.join(pruned)} was pruned"] * bool(pruned))
@@ -215,6 +218,7 @@ class Loader:
         report.added += added
         report.present += prepared.present + len(prepared.decoded) - added
         report.rejected += prepared.rejected
+        report.doubtful += prepared.doubtful
         for sha, places in prepared.places.items():
             report.places.setdefault(sha, []).extend(places)
         bar.update(prepared.size)
@@ -226,16 +230,19 @@ class Loader:
             if not _named_in_utf8(entry):
                 shown = str(entry.path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
                 prepared.rejected.append((shown, "its name is not UTF-8 (the store keeps names as text): rename it"))
+                prepared.doubtful += 1
                 continue
             try:
                 size = entry.path.stat().st_size
                 if size > self.max_file_bytes:
                     prepared.rejected.append((str(entry.path), f"{size:,} bytes, larger than the limit of "
                                               f"{self.max_file_bytes:,} (LOOKALIKE_MAX_UPLOAD_BYTES)"))
+                    prepared.doubtful += 1
                     continue
                 data = entry.path.read_bytes()
             except OSError as e:
                 prepared.rejected.append((str(entry.path), f"cannot be read ({e.strerror or e})"))
+                prepared.doubtful += 1
                 continue
             contents.append((entry, data, hashlib.sha256(data).hexdigest()))
         known = self.store.known_hashes(sha for _, _, sha in contents)
@@ -250,6 +257,7 @@ class Loader:
                 image = decode_image(data, self.max_image_pixels, max(sizes))
             except ImageError as e:
                 prepared.rejected.append((str(entry.path), str(e)))
+                prepared.doubtful += not isinstance(e, NotAnImage)  # a damaged picture may be a product's, half copied
                 continue
             prepared.decoded.append(_Decoded(entry, data, sha, image.content_type, image.width, image.height,
                                              {size: gallery_inputs(image.rgb, size, sha, views)

@@ -57,7 +57,7 @@ class Backbone:
                     f"the ImageNet weights of {self.name} are not in the Keras cache (KERAS_HOME, by default "
                     f"~/.keras/models) and could not be downloaded: put them there, give a weights file (--weights "
                     f"FILE), or use the offline MobileNetV2 weights (--backbone mobilenet_v2 --weights "
-                    f"{DEMO_WEIGHTS})") from e
+                    f"{DEMO_WEIGHTS}; for the demo, leave LOOKALIKE_DEMO_BACKBONE unset)") from e
         else:
             path = Path(weights)
             if not path.is_file():

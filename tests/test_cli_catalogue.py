@@ -104,8 +104,17 @@ def test_sync_deletes_nothing_while_a_file_is_rejected(env, capsys, unreadable, 
         failing.write_bytes(failing.read_bytes()[:300])
     out = run(capsys, "ingest", str(env), "--sync", "--yes", status=1)
     assert f"rejected {failing}: {reason}" in out
-    assert "sync: not run, 1 files were rejected" in out and "deleted" not in out
+    assert "sync: not run, 1 rejected files may hold a product's photo" in out and "deleted" not in out
     assert run(capsys, "categories", "show", "Heels").startswith("category Heels: 12 products")
+
+
+def test_a_file_that_is_no_picture_at_all_does_not_hold_the_sync_back(env, capsys):
+    (env / "Heels" / "notes.txt").write_text("reorder the red ones")  # in no image format: no product's photo
+    gone = sorted((env / "Heels").glob("*.jpg"))[0]
+    gone.unlink()
+    out = run(capsys, "ingest", str(env), "--sync", "--yes", status=1)  # 1: a file was rejected
+    assert "notes.txt: not a readable image" in out and "deleted 1 products (Heels 1)" in out
+    assert run(capsys, "categories", "show", "Heels").startswith("category Heels: 11 products")
 
 
 def test_a_new_model_is_embedded_beside_the_served_one_then_activated(env, capsys, trained_model_path, tmp_path):

@@ -154,6 +154,10 @@ def test_grid_command_trains_and_tests_every_combination(tmp_path, fashion_slice
     assert all(r["epochs_run"] == 2 and 0 <= r["test_accuracy"] <= 1 and r["note"] == "tiny" for r in rows)
     assert (out / "curves-small_cnn-adam-0.001.png").is_file()
     assert "| small_cnn | none | rmsprop | 0.001 |" in capsys.readouterr().out
+    refused = tmp_path / "refused"  # a bad last rate is refused before the first run trains, not hours later
+    assert main(["grid", str(fashion_slice), "--test", str(queries), "--out", str(refused), "--backbones",
+                 "small_cnn:none", "--learning-rates", "1e-3,0", "--epochs", "2"]) == 2
+    assert "learning_rate must be a number above 0" in capsys.readouterr().err and not refused.exists()
 
 
 def test_unseen_photos_compare_the_embedding_with_the_pooled_features(trained_keras, tmp_path):

@@ -64,7 +64,9 @@ def test_bad_files_are_reported_and_skipped(store, trained_model, tmp_path):
     assert "larger than the limit of 50,000" in reasons["huge.jpg"] and "not UTF-8" in reasons["caf\\xe9.jpg"]
     assert "Rejected" not in report.summary() and "rejected 5" in report.summary()
     report.summary().encode()  # printable
-    assert "moves not looked for: 5 files were rejected" in report.summary()
+    # all but notes.txt (no picture at all) may be a product's photo, unreadable or half copied
+    assert report.doubtful == 4
+    assert "moves not looked for: 4 rejected files may hold a product's photo" in report.summary()
 
 
 def test_an_ingest_stops_when_a_model_is_registered_while_it_runs(store, trained_model, fashion_slice):
@@ -201,7 +203,7 @@ def test_no_product_moves_while_a_file_cannot_be_read(store, trained_model, tmp_
     shutil.copy(first, catalogue / "Bags" / "copy.jpg")  # a copy of the picture elsewhere, its own file unreadable
     unreadable(first)
     report = loader.ingest(list_catalogue(catalogue))
-    assert len(report.rejected) == 1 and report.moved == [] and "moves not looked for: 1 files" in report.summary()
+    assert report.doubtful == 1 and report.moved == [] and "moves not looked for: 1 rejected" in report.summary()
     assert store.category_counts() == {"Backpacks": 3}
 
 

@@ -142,8 +142,9 @@ def test_a_batch_the_server_rolled_back_to_end_a_deadlock_is_stored_on_the_next_
 
 
 def test_writers_into_the_same_categories_at_once_all_store_their_batches(store):
-    """Two ingests into one category used to deadlock on MariaDB (their inserts' shared locks on the category row,
-    then both bumping its revision); one failed with a raw database error."""
+    """Two ingests into one category, or an ingest and a reembed, used to deadlock on MariaDB (the inserts' shared
+    locks on the category row, or the reembed's locks on products, then both bumping the category's revision): one
+    failed with a raw database error."""
     from concurrent.futures import ThreadPoolExecutor
 
     def write(writer: int) -> int:
@@ -151,6 +152,15 @@ def test_writers_into_the_same_categories_at_once_all_store_their_batches(store)
                                            for category in ("Bags", "Caps") for i in range(4)]))
                    for batch in range(15))
 
-    with ThreadPoolExecutor(3) as pool:
+    store.add_products([product(category, f"{category}-stored-{i}", [1, 0, 0])
+                        for category in ("Bags", "Caps") for i in range(20)])
+    ids = store.category_vectors("Bags", "v1").ids.tolist() + store.category_vectors("Caps", "v1").ids.tolist()
+
+    def reembed(rounds: int) -> int:  # 'lookalike reembed' while the ingests run, as the README has it
+        return sum(store.put_vectors({i: np.array([0, 1, 0], np.float32) for i in ids}, "v1") for _ in range(rounds))
+
+    with ThreadPoolExecutor(4) as pool:
+        reembedding = pool.submit(reembed, 15)
         assert list(pool.map(write, range(3))) == [120, 120, 120]
-    assert store.category_counts() == {"Bags": 180, "Caps": 180}
+        assert reembedding.result() == 15 * 40
+    assert store.category_counts() == {"Bags": 200, "Caps": 200}

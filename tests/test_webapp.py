@@ -151,7 +151,9 @@ def test_an_empty_catalogue_is_said_plainly(tmp_path, web_settings, trained_mode
 
 
 def test_the_reviewer_page_says_which_products_were_deleted_since_the_search(tmp_path, web_settings, trained_model,
-                                                                             fashion_slice):
+                                                                             fashion_slice, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
     from catalogue.folder import list_catalogue
     from db.migrate import upgrade
     from db.store import Store
@@ -172,6 +174,12 @@ def test_the_reviewer_page_says_which_products_were_deleted_since_the_search(tmp
     html = client.get(review).get_data(as_text=True)
     assert html.count("deleted since this search") == 2  # the best match's vector (step 5) and its row (step 7)
     assert f'/products/{best}/image' not in html  # no broken picture of it
+
+    def database_away(ids):
+        raise OperationalError("SELECT …", {}, ConnectionError("Lost connection to server"))
+
+    monkeypatch.setattr(store, "products", database_away)
+    assert client.get(review).status_code == 200  # the page, kept in memory, still serves
     store.engine.dispose()
 
 

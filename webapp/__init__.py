@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     app.extensions["lookalike"] = Lookalike(
         settings, live_service(settings, service),
         TraceStore(settings.trace_ttl_seconds, settings.trace_max_bytes))
+    app.url_map.converters["product_id"] = shop.ProductIdConverter
     for blueprint in (shop.blueprint, review.blueprint, api.blueprint):
         app.register_blueprint(blueprint)
     errors.register(app)

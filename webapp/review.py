@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 from flask import Blueprint, Response, abort, render_template
+from sqlalchemy.exc import SQLAlchemyError
 
 from search.localisation import MARGIN
 from webapp.state import lookalike
@@ -17,7 +18,10 @@ def trace(trace_id: str):
     found = _trace(trace_id)
     matched = [match.product.id for match in found.result.matches]
     # The page tells what the search saw; a product deleted since is said so, not shown as still stored.
-    deleted = set(matched) - set(lookalike().service.store.products(matched))
+    try:
+        deleted = set(matched) - set(lookalike().service.store.products(matched))
+    except SQLAlchemyError:  # the database is away: the page, kept in memory, still serves, without those marks
+        deleted = set()
     return render_template("review.html", trace=found, settings=lookalike().settings, margin=MARGIN,
                            deleted=deleted)
 

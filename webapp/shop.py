@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
+from werkzeug.routing import IntegerConverter, Map
 
 from db.schema import LARGEST_ID
 from search.parameters import MAX_K, SearchParameters
@@ -12,9 +13,18 @@ from webapp.uploads import read_file
 blueprint = Blueprint("shop", __name__)
 
 IMAGE_CACHE_SECONDS = 7 * 24 * 3600  # a product's image never changes: its id names one stored image
-# The route part of a product id: a larger number than the store's ids is no product (404); a negative one is
-# matched, to be answered "no product -1" like any id the store does not hold.
-PRODUCT_ID = f"int(signed=True, max={LARGEST_ID}):product_id"
+
+
+class ProductIdConverter(IntegerConverter):
+    """A product id in a route: any whole number the store's signed 64-bit ids can hold, negative ones too (looked
+    up and answered "no product -1" like any id not stored); a larger one is no product (404). Werkzeug's own
+    converter arguments cannot spell a negative bound."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, signed=True, min=-LARGEST_ID - 1, max=LARGEST_ID)
+
+
+PRODUCT_ID = "product_id:product_id"  # the converter, registered by create_app, and the view's argument
 
 
 @blueprint.app_context_processor
