@@ -200,8 +200,9 @@ class Store:
 
     def _transaction(self, work: Callable[[Session], T]) -> T:
         """``work`` in one transaction, run again when the server rolled it back to end a deadlock with another
-        writer (which it asks the client to do). The writers that run side by side by design, ingest and reembed,
-        lock their categories' rows first, so deadlocks between them are rare; this catches the rest."""
+        writer (which it asks the client to do): every writer of the catalogue runs through it. The two that run
+        side by side by design, ingest and reembed, lock their categories' rows first, so deadlocks between them
+        are rare; this catches the rest, and an admin command's racing an ingest."""
         for attempt in range(ATTEMPTS):
             try:
                 with self._session.begin() as session:
@@ -449,7 +450,8 @@ class Store:
         All or nothing: an unknown id deletes nothing.
         """
         wanted = list(dict.fromkeys(int(i) for i in ids))
-        with self._session.begin() as session:
+
+        def delete_them(session: Session) -> list[Row]:
             rows: list[Row] = []
             for start in range(0, len(wanted), CHUNK):
                 rows += session.execute(select(Product.id, Product.category_id, Category.name)
@@ -463,7 +465,9 @@ class Store:
                 # Vectors go by the foreign key's ON DELETE CASCADE.
                 session.execute(delete(Product).where(Product.id.in_(wanted[start:start + CHUNK])))
             self._bump(session, {row.category_id for row in rows})
-        return dict(Counter(row.name for row in rows))
+            return rows
+
+        return dict(Counter(row.name for row in self._transaction(delete_them)))
 
     def delete_category(self, name: str) -> int:
         """Delete every product of a category; returns how many went.
@@ -471,11 +475,13 @@ class Store:
         The category's row stays, empty, so its revision keeps counting up: a serving process that cached
         its vectors sees it move, and a re-ingest into the same name can never bring a stale cache back.
         """
-        with self._session.begin() as session:
+        def delete_them(session: Session) -> int:
             category = self._category(session, name)
             result = cast(CursorResult, session.execute(delete(Product).where(Product.category_id == category.id)))
             self._bump(session, [category.id])
             return result.rowcount
+
+        return self._transaction(delete_them)
 
     def rename_category(self, old: str, new: str) -> None:
         """Rename a category, in the registered models' category lists too, in one transaction.
@@ -488,7 +494,8 @@ class Store:
         new = new.strip()
         if not new or len(new) > 255:
             raise ValueError("a category name is 1 to 255 characters")
-        with self._session.begin() as session:
+
+        def rename(session: Session) -> None:
             category = self._category(session, old)
             if new == old:
                 return
@@ -508,18 +515,20 @@ class Store:
                 if old in model.categories:
                     model.categories = [new if c == old else c for c in model.categories]
 
+        self._transaction(rename)
+
     def update_metadata(self, rows: Mapping[tuple[str, str], dict]) -> int:
         """Set the metadata of stored products by (category, external id); returns how many changed.
 
         Rows naming no stored product are ignored (their files were not ingested); the categories whose
         products changed get a new revision in the same transaction.
         """
-        changed = 0
         by_category: dict[str, dict[str, dict]] = {}
         for (category, external_id), metadata in rows.items():
             by_category.setdefault(category, {})[external_id] = metadata
-        with self._session.begin() as session:
-            touched = set()
+
+        def update_them(session: Session) -> int:
+            changed, touched = 0, set()
             for category, wanted in by_category.items():
                 names = list(wanted)
                 for start in range(0, len(names), CHUNK):
@@ -535,7 +544,9 @@ class Store:
                             changed += 1
             if touched:
                 self._bump(session, touched)
-        return changed
+            return changed
+
+        return self._transaction(update_them)
 
     def relocate(self, places: Mapping[str, Sequence[Place]], within: Collection[str]) -> Relocation:
         """Move stored products of some categories to where a catalogue now has their image.
@@ -551,7 +562,8 @@ class Store:
             product with the same picture, or one whose category folder is gone).
         """
         hashes = list(places)
-        with self._session.begin() as session:
+
+        def move_them(session: Session) -> Relocation:
             rows = [row for start in range(0, len(hashes), CHUNK) for row in session.execute(
                 select(Product.id, Product.image_sha256, Product.category_id, Category.name, Product.external_id)
                 .join(Category, Category.id == Product.category_id)
@@ -584,8 +596,10 @@ class Store:
                            .where(tuple_(Category.name, Product.external_id).in_(
                                [targets[row.id] for row in moved[start:start + CHUNK]]),
                                   Product.id.not_in([row.id for row in moved[start:start + CHUNK]])))}
-        return Relocation([Move(row.id, (row.name, row.external_id), targets[row.id], sharing.get(targets[row.id]))
-                           for row in moved], kept)
+            return Relocation([Move(row.id, (row.name, row.external_id), targets[row.id], sharing.get(targets[row.id]))
+                               for row in moved], kept)
+
+        return self._transaction(move_them)
 
     def products_missing_from(self, categories: Iterable[str], hashes: Collection[str]) -> list[ProductInfo]:
         """Stored products of ``categories`` whose image is none of ``hashes`` (a folder's files)."""

@@ -141,6 +141,38 @@ def test_a_batch_the_server_rolled_back_to_end_a_deadlock_is_stored_on_the_next_
     assert calls == [2, 2] and store.category_counts() == {"Bags": 2}
 
 
+def test_every_catalogue_change_is_tried_again_when_the_server_ends_a_deadlock_with_it(store, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    class Deadlock(Exception):
+        sqlstate, errno = "40001", 1213
+
+    def deadlock_once(step: str) -> list[int]:
+        """The writer's ``step`` (a method it calls inside its transaction) fails once, as the deadlock's victim."""
+        real, deadlocks = getattr(store, step), []
+
+        def once(*args):
+            if not deadlocks:
+                deadlocks.append(1)
+                raise OperationalError("UPDATE categories …", {}, Deadlock("Deadlock found when trying to get lock"))
+            return real(*args)
+
+        monkeypatch.setattr(store, step, once)
+        return deadlocks
+
+    store.add_products([product("Bags", name, [1, 0]) for name in "abc"])
+    [first, *_] = store.category_vectors("Bags", "v1").ids.tolist()
+    deadlocks = deadlock_once("_bump")
+    assert store.delete_products([first]) == {"Bags": 1} and deadlocks == [1]
+    deadlocks = deadlock_once("_top_revision")
+    store.rename_category("Bags", "Totes")
+    assert store.category_counts() == {"Totes": 2} and deadlocks == [1]
+    deadlocks = deadlock_once("_bump")
+    assert store.update_metadata({("Totes", "b"): {"colour": "red"}}) == 1 and deadlocks == [1]
+    deadlocks = deadlock_once("_bump")
+    assert store.delete_category("Totes") == 2 and deadlocks == [1]
+
+
 def test_writers_into_the_same_categories_at_once_all_store_their_batches(store):
     """Two ingests into one category, or an ingest and a reembed, used to deadlock on MariaDB (the inserts' shared
     locks on the category row, or the reembed's locks on products, then both bumping the category's revision): one
