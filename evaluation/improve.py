@@ -10,12 +10,16 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from catalogue.folder import CatalogueFile
 from config import Settings
 from db.registry import ModelRegistry
 from db.store import Store
 from evaluation.tables import markdown_table
+
+if TYPE_CHECKING:  # the training stack loads only when a run trains
+    from model.training import TrainConfig
 
 # Metrics a decision can rest on, read from an evaluation summary, and whether higher is better.
 METRICS: dict[str, tuple[Callable[[dict], float], bool]] = {
@@ -142,7 +146,7 @@ def _train(settings: Settings, registry: ModelRegistry, files, out: Path, option
     return card.version
 
 
-def _training_config(settings: Settings, registry: ModelRegistry, options: Mapping[str, object]):
+def _training_config(settings: Settings, registry: ModelRegistry, options: Mapping[str, object]) -> TrainConfig:
     """The active model's recipe (its card's training settings) changed by ``options``; an unknown setting, or a
     value no training can run with, is refused (``TrainConfig`` checks the values)."""
     from model.card import ModelCard

@@ -7,6 +7,11 @@ import numpy as np
 from db.store import Move, NewProduct
 
 
+class Deadlock(Exception):
+    """What mysql-connector raises when the server ends a deadlock by rolling this transaction back."""
+    sqlstate, errno = "40001", 1213
+
+
 def product(category, name, vector, metadata=None, version="v1"):
     image = f"image bytes of {name}".encode()
     return NewProduct(category=category, external_id=name, image=image,
@@ -125,9 +130,6 @@ def test_metadata_with_quotes_and_unicode_round_trips(store):
 def test_a_batch_the_server_rolled_back_to_end_a_deadlock_is_stored_on_the_next_attempt(store, monkeypatch):
     from sqlalchemy.exc import InternalError
 
-    class Deadlock(Exception):
-        sqlstate, errno = "40001", 1213  # as mysql-connector raises it
-
     insert, calls = store._insert, []
 
     def deadlocked_once(session, items):
@@ -143,9 +145,6 @@ def test_a_batch_the_server_rolled_back_to_end_a_deadlock_is_stored_on_the_next_
 
 def test_every_catalogue_change_is_tried_again_when_the_server_ends_a_deadlock_with_it(store, monkeypatch):
     from sqlalchemy.exc import OperationalError
-
-    class Deadlock(Exception):
-        sqlstate, errno = "40001", 1213
 
     def deadlock_once(step: str) -> list[int]:
         """The writer's ``step`` (a method it calls inside its transaction) fails once, as the deadlock's victim."""
