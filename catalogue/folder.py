@@ -76,10 +76,10 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     """Metadata rows joined to catalogue files by file name or id.
 
     A key names a file by its name, its name without extension, or either after its category and a slash
-    ("Bags/123.jpg"). If a column names the category of the file a row's key fits, for most files ("Casual Shoes" or
-    "casual shoes" names Casual_Shoes where no other folder has that form), a row joins only a file of the category
-    it names (ids need be unique within a category only); without such a column, a row fitting files of several
-    categories is an error, never a guess.
+    ("Bags/123.jpg", or "bags/123" where no other folder has that form). If a column names the category of the file
+    a row's key fits, for most files ("Casual Shoes" or "casual shoes" names Casual_Shoes where no other folder has
+    that form), a row joins only a file of the category it names (ids need be unique within a category only);
+    without such a column, a row fitting files of several categories is an error, never a guess.
 
     Args:
         csv_path: a CSV with a header row; any columns.
@@ -101,13 +101,10 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         raise ValueError(f"column {key_column!r} is not in {csv_path}; it has: {', '.join(columns)}")
     if not rows:
         return {}
-    named: dict[str, list[CatalogueFile]] = {}
-    for entry in files:
-        for name in {entry.path.name, entry.external_id, f"{entry.category}/{entry.path.name}", entry.key}:
-            named.setdefault(name, []).append(entry)
+    fits = _key_reader(files)
     if key_column is None:
-        key_column = max(columns, key=lambda c: sum(_cell(row, c) in named for row in rows))
-    fitting = [(row, named[_cell(row, key_column)]) for row in rows if _cell(row, key_column) in named]
+        key_column = max(columns, key=lambda c: sum(bool(fits(_cell(row, c))) for row in rows))
+    fitting = [(row, found) for row in rows if (found := fits(_cell(row, key_column)))]
     category_of = _category_reader(fitting, [c for c in columns if c != key_column], files)
     joined: dict[Path, dict] = {}
     ambiguous, contradicting = [], []
@@ -131,6 +128,23 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         raise ValueError(f"{csv_path}: files with several rows that differ ({len(examples)}), e.g. "
                          f"{'; '.join(examples[:3])}: keep one row for each")
     return joined
+
+
+def _key_reader(files: list[CatalogueFile]) -> Callable[[str], list[CatalogueFile]]:
+    """The files a key names: by name, by name without extension, or either after its category and a slash, the
+    category spelt as its folder is or, where no other folder has the same form, in another case or spacing."""
+    named: dict[str, list[CatalogueFile]] = {}
+    by_form: dict[str, list[CatalogueFile]] = {}
+    for entry in files:
+        for name in {entry.path.name, entry.external_id}:
+            named.setdefault(name, []).append(entry)
+            named.setdefault(f"{entry.category}/{name}", []).append(entry)
+            by_form.setdefault(f"{category_form(entry.category)}/{name}", []).append(entry)
+
+    def fits(key: str) -> list[CatalogueFile]:
+        category, slash, name = key.rpartition("/")
+        return named.get(key) or (by_form.get(f"{category_form(category)}/{name}", []) if slash else [])
+    return fits
 
 
 def _cell(row: dict, column: str) -> str:

@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # piped into a reader that stopped early (| head): no traceback, as Python's docs advise
         with contextlib.suppress(OSError, ValueError):  # the rest of the output, flushed at exit, goes nowhere
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 128 + signal.SIGPIPE  # what a shell reports for a command its reader stopped: not 1, "files rejected"
     except KeyboardInterrupt:  # Ctrl-C
         resumable = args.command in ("ingest", "reembed")  # what they committed stays, and a re-run goes on from it
         print("\nlookalike: interrupted" + (f"; what was stored is kept: run '{args.command}' again to finish"

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db.schema import Feature, ModelVersion
-from db.store import NotFound, Store, count_without_vector
+from db.store import NotFound, Store, count_without_vector, lock_models
 
 # How versions are listed: the active one first, then the newest.
 LISTED = (ModelVersion.active.desc(), ModelVersion.created_at.desc(), ModelVersion.version)
@@ -100,7 +100,7 @@ class ModelRegistry:
         Ingest writes vectors for every registered version, so products added after the check have them too.
         """
         with self.store.engine.begin() as conn:
-            if version not in _lock_models(conn):
+            if version not in lock_models(conn):
                 raise _not_registered(version)
             missing = conn.execute(count_without_vector(version)).scalar_one()
             if missing:
@@ -121,7 +121,7 @@ class ModelRegistry:
         No category revision moves: the active version's vectors, the only ones served, are untouched.
         """
         with self.store.engine.begin() as conn:
-            registered = _lock_models(conn)
+            registered = lock_models(conn)
             active = next((version for version, is_active in registered.items() if is_active), None)
             if not registered:
                 raise RuntimeError("no model is registered yet: 'lookalike models add PATH' registers one; once one is "
@@ -147,14 +147,3 @@ class ModelRegistry:
 def _not_registered(version: str) -> NotFound:
     return NotFound(f"no registered model {version!r}: 'lookalike models list' shows the versions, 'lookalike models "
                     "add PATH' registers a trained one")
-
-
-def _lock_models(conn: Connection) -> dict[str, bool]:
-    """Every registered version and whether it is active, held for the rest of ``conn``'s transaction.
-
-    Each row is written to itself first: that locks them all on MySQL and takes the database's write lock on SQLite
-    (which ignores FOR UPDATE). So an activation and a prune run one after the other, never interleaved: a prune
-    cannot read one version as active while another is being activated, and delete that one.
-    """
-    conn.execute(update(ModelVersion).values(active=ModelVersion.active))
-    return {row.version: row.active for row in conn.execute(select(ModelVersion.version, ModelVersion.active))}

@@ -13,6 +13,7 @@ from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
 from sqlalchemy import (
+    Connection,
     CursorResult,
     Engine,
     Row,
@@ -54,6 +55,17 @@ class Relocation(NamedTuple):
 
 class NotFound(ValueError):
     """An id, category or model version the store does not hold; the message says what to do."""
+
+
+class RegistryChanged(RuntimeError):
+    """A batch of products was made for other registered models than the registry now lists; nothing was stored."""
+
+    def __init__(self, added: list[str], pruned: list[str]):
+        changes = ([f"model {', '.join(added)} was registered"] * bool(added)
+                   + [f"model {', '.join(pruned)} was pruned"] * bool(pruned))
+        super().__init__(f"{' and '.join(changes)} while this ingest ran, so the ingest stopped (what it stored is "
+                         "kept): run it again to store the rest with the registered models' vectors")
+        self.added, self.pruned = added, pruned
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -180,18 +192,25 @@ class Store:
                 found.update(session.scalars(select(Product.image_sha256).where(Product.image_sha256.in_(chunk))))
         return found
 
-    def add_products(self, items: Sequence[NewProduct]) -> list[NewProduct]:
+    def add_products(self, items: Sequence[NewProduct], registered: Collection[str] | None = None
+                     ) -> list[NewProduct]:
         """Store products and their vectors (every version given) in one transaction; returns those added.
 
         Images already stored (same SHA-256) are left alone, so a re-run after an interruption or a
         concurrent loader never duplicates anything.
+
+        Args:
+            items: the products, each with a vector of the same versions.
+            registered: the registered versions the batch was made for. When given, the batch is stored only if
+                the registry, read in the same transaction, lists no version it lacks a vector of and still lists
+                every one of those versions it has vectors of; else ``RegistryChanged``.
         """
         for _attempt in range(ATTEMPTS):
             fresh = self._not_stored(items)
             if not fresh:
                 return []
             try:
-                self._transaction(partial(self._insert, items=fresh))
+                self._transaction(partial(self._insert, items=fresh, registered=registered))
                 return fresh
             except IntegrityError:
                 continue  # another writer stored some of these meanwhile: filter again and retry
@@ -220,8 +239,10 @@ class Store:
                 unique.setdefault(item.image_sha256, item)
         return list(unique.values())
 
-    def _insert(self, session: Session, items: list[NewProduct]) -> None:
+    def _insert(self, session: Session, items: list[NewProduct], registered: Collection[str] | None) -> None:
         category_ids = self._category_ids(session, {item.category for item in items})
+        if registered is not None:
+            _check_registry(session, set(items[0].vectors), set(registered))
         session.execute(insert(Product), [
             {"category_id": category_ids[item.category], "external_id": item.external_id,
              "metadata_": item.metadata, "image": item.image, "image_sha256": item.image_sha256,
@@ -631,6 +652,28 @@ def lacking(model_version: str, photos: bool = False):
 def count_without_vector(model_version: str, photos: bool = False):
     """The query counting products that ``lacking`` selects."""
     return select(func.count(Product.id)).where(lacking(model_version, photos))
+
+
+def _check_registry(session: Session, versions: set[str], registered: set[str]) -> None:
+    """Under the models' locks, taken after the categories' as a rename does: a prune or a registration either
+    committed before (and is seen here) or waits for this batch (and a prune deletes its vectors too). A model
+    registered meanwhile could be activated while these products lack its vectors; vectors of one pruned
+    meanwhile would stay for a version nothing lists."""
+    now = set(lock_models(session.connection()))
+    added, pruned = sorted(now - versions), sorted((registered & versions) - now)
+    if added or pruned:
+        raise RegistryChanged(added, pruned)
+
+
+def lock_models(conn: Connection) -> dict[str, bool]:
+    """Every registered version and whether it is active, held for the rest of ``conn``'s transaction.
+
+    Each row is written to itself first: that locks them all on MySQL and takes the database's write lock on SQLite
+    (which ignores FOR UPDATE). So activations, prunes and ingest batches run one after the other, never
+    interleaved: a prune cannot read one version as active while another is being activated, and delete that one.
+    """
+    conn.execute(update(ModelVersion).values(active=ModelVersion.active))
+    return {row.version: row.active for row in conn.execute(select(ModelVersion.version, ModelVersion.active))}
 
 
 def _deadlocked(error: DBAPIError) -> bool:

@@ -141,6 +141,8 @@ class Loader:
         metadata = metadata or {}
         categories = {entry.category for entry in files}
         report = IngestReport(lookalikes=self._lookalikes(categories))
+        # Each batch is stored only while the registry lists these versions still, and no other (a model
+        # registered meanwhile could be activated while the batch lacks its vectors).
         registered = set(ModelRegistry(self.store).versions())
         started = time.perf_counter()
         seen: set[str] = set()
@@ -157,7 +159,8 @@ class Loader:
                 products = self._embed(batch, metadata) if batch else []
                 if writing:
                     self._settle(*writing, report, bar)
-                writing = (writer.submit(self._commit, products, registered) if products else None, prepared)
+                write = writer.submit(self.store.add_products, products, registered) if products else None
+                writing = (write, prepared)
             if writing:
                 self._settle(*writing, report, bar)
         kept: list[Move] = []
@@ -196,20 +199,6 @@ class Loader:
         for name in sorted(known) + new:
             first.setdefault(category_form(name), name)
         return [(name, first[category_form(name)]) for name in new if first[category_form(name)] != name]
-
-    def _commit(self, products: list[NewProduct], registered_at_start: set[str]) -> list[NewProduct]:
-        """Store one batch, unless the registry changed since this ingest began: the batch has no vector of a model
-        registered meanwhile, which could be activated before its re-embedding reached these products; and its
-        vectors of a model pruned meanwhile would be kept for a version nothing lists."""
-        registered = set(ModelRegistry(self.store).versions())
-        mine = {model.version for model in self.models}
-        added, pruned = sorted(registered - mine), sorted((registered_at_start & mine) - registered)
-        if added or pruned:
-            changes = ([f"model {', '.join(added)} was registered"] * bool(added)
-                       + [f"model {', '.join(pruned)} was pruned"] * bool(pruned))
-            raise RuntimeError(f"{' and '.join(changes)} while this ingest ran, so the ingest stopped (what it "
-                               "stored is kept): run it again to store the rest with the registered models' vectors")
-        return self.store.add_products(products)
 
     @staticmethod
     def _settle(write: Future | None, prepared: _Prepared, report: IngestReport, bar: tqdm) -> None:

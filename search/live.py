@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from db.registry import ModelRegistry
+from db.registry import ActiveModel, ModelRegistry
 from search.service import SearchService
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,20 @@ class LiveService:
 
     def current(self) -> SearchService:
         """The service to run this request on: the active version's as soon as it is loaded."""
+        return self.serving()[0]
+
+    def serving(self) -> tuple[SearchService, ActiveModel | None]:
+        """The service to run this request on, and the active version it was chosen by (one read of the registry)."""
         active = self.registry.active()
         service = self._service
         if active is None:
-            return service  # nothing registered yet: the model this process started with
+            return service, None  # nothing registered yet: the model this process started with
         if service.model.version != active.version:
             service = self._switch(active.version)
         if service.model.version == active.version and service.model.categories != active.categories:
             # A category was renamed: the network's outputs keep their order, under the registry's names.
             service.model.card = replace(service.model.card, categories=active.categories)
-        return service
+        return service, active
 
     def _switch(self, version: str) -> SearchService:
         failed = self._failed.get(version)

@@ -246,6 +246,16 @@ def test_product_ids_past_the_database_range_are_not_found(client, product_id):
             assert f"no product {product_id}" in response.get_data(as_text=True), url
 
 
+def test_a_product_id_in_other_digits_than_ascii_names_no_product(client, web_service):
+    """Python reads "１２" (full-width) as 12: a link or an API client would reach a product by an id nobody wrote."""
+    product_id = web_service.store.list_products(limit=1)[0].id
+    assert client.get(f"/api/products/{product_id}").status_code == 200
+    for spelled in (str(product_id).translate({ord("0") + d: 0xFF10 + d for d in range(10)}),  # full-width
+                    str(product_id).translate({ord("0") + d: 0x0660 + d for d in range(10)})):  # Arabic-Indic
+        for url in (f"/api/products/{spelled}", f"/products/{spelled}/image"):
+            assert client.get(url).status_code == 404, url
+
+
 def test_answers_never_repeat_a_forged_host(client, fashion_slice):
     photo = sorted((fashion_slice / "Heels").glob("*.jpg"))[0].read_bytes()
     forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}

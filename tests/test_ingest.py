@@ -14,7 +14,7 @@ from catalogue.folder import category_form, list_catalogue, load_metadata, relab
 from config import DEFAULTS
 from db.registry import ModelRegistry
 from db.schema import Feature
-from db.store import Move, Store
+from db.store import Move, RegistryChanged, Store
 from images.decoding import decode_image
 from ingest.loader import Loader
 from model.gallery import gallery_inputs, gallery_vectors
@@ -82,25 +82,28 @@ def test_an_ingest_stops_when_a_model_is_registered_while_it_runs(store, trained
 
 
 def test_an_ingest_stops_when_its_model_is_pruned_while_it_runs(store, trained_model, fashion_slice, monkeypatch):
-    """Its next batches would store vectors of a version the registry no longer lists, which no prune would see."""
+    """Its next batches would store vectors of a version the registry no longer lists, which no prune would see;
+    also when the prune commits just before a batch's transaction begins."""
     served = copy.copy(trained_model)  # the same network under another version: the one served
     served.card = replace(trained_model.card, version="served")
     registry = ModelRegistry(store)
     for version in (trained_model.version, "served"):
         registry.register(version, "small_cnn", trained_model.categories)
     registry.activate("served")
-    add_products = store.add_products
+    transaction, batches = store._transaction, []
 
-    def then_pruned(items):
-        added = add_products(items)
-        registry.prune([trained_model.version])  # an admin prunes this ingest's model (not the active one)
-        return added
+    def pruned_just_before(work):
+        batches.append(work)
+        if len(batches) == 2:
+            registry.prune([trained_model.version])  # an admin prunes this ingest's model (not the active one)
+        return transaction(work)
 
-    monkeypatch.setattr(store, "add_products", then_pruned)
-    with pytest.raises(RuntimeError, match=f"model {trained_model.version} was pruned while this ingest ran"):
+    monkeypatch.setattr(store, "_transaction", pruned_just_before)
+    with pytest.raises(RegistryChanged, match=f"model {trained_model.version} was pruned while this ingest ran"):
         Loader(trained_model, store, batch_size=8, progress=False, more_models=[served]).ingest(
             list_catalogue(fashion_slice)[:24])
     assert sum(store.category_counts().values()) == 8
+    assert store.vector_counts() == {"served": 8}  # none of the pruned version's
 
 
 class Interrupted(Exception):
@@ -113,11 +116,11 @@ def test_interrupted_ingest_finishes_on_rerun_without_duplicates(store_url, trai
     original = store.add_products
     calls = []
 
-    def fail_on_third_batch(items):
+    def fail_on_third_batch(items, registered):
         calls.append(len(items))
         if len(calls) == 3:
             raise Interrupted()
-        return original(items)
+        return original(items, registered)
 
     store.add_products = fail_on_third_batch
     with pytest.raises(Interrupted):
@@ -236,6 +239,11 @@ def test_csv_rows_are_joined_to_the_category_their_row_names(same_names, tmp_pat
         "Caps/2.jpg": {"kind": "Caps", "colour": "green"}}
     assert joined(same_names, "file,colour\nBags/2.jpg,red\nCaps/1,blue\n", tmp_path) == {
         "Bags/2.jpg": {"colour": "red"}, "Caps/1.jpg": {"colour": "blue"}}
+    # A key's category may be spelt in another case or spacing, where no other folder has the same form.
+    assert joined(relabel(same_names, {"Bags": "Tote_Bags"}), "file,colour\ntote bags/2.jpg,red\nCAPS/1,blue\n",
+                  tmp_path) == {"Bags/2.jpg": {"colour": "red"}, "Caps/1.jpg": {"colour": "blue"}}
+    with pytest.raises(ValueError, match=r"rows that fit several files \(1\), e.g. SHOES/1 "):
+        joined(relabel(same_names, {"Bags": "Shoes", "Caps": "shoes"}), "file,colour\nSHOES/1,red\n", tmp_path)
     # One category's folder against a shop-wide CSV: only rows of that category join (cells beyond the header are
     # dropped); case, spaces and underscores may differ where no other folder has the same form.
     bags = [entry for entry in same_names if entry.category == "Bags"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+import db.store
 from db.registry import ModelRegistry
 from db.store import NotFound, count_without_vector
 from model.card import ModelCard
@@ -88,6 +89,38 @@ def test_a_prune_waits_for_an_activation_in_flight_and_keeps_what_it_activated(s
     assert registry.active().version == "v2" and store.vector_counts() == {"v2": 1}
 
 
+def test_a_prune_waits_for_an_ingest_batch_in_flight_and_deletes_its_vectors_too(store, monkeypatch):
+    """The batch checked the registry inside its transaction; a prune committing in between must not leave it
+    storing vectors of a version nothing lists."""
+    registry = ModelRegistry(store)
+    for version in ("v1", "v2"):
+        registry.register(version, "small_cnn", ["Bags"])
+    registry.activate("v1")
+    item = product("Bags", "a", [1, 0])
+    item.vectors["v2"] = np.array([0, 1], np.float32)
+    checked, resume = threading.Event(), threading.Event()
+    check = db.store._check_registry
+
+    def held(*args):  # the batch pauses after its check, before it commits
+        check(*args)
+        checked.set()
+        resume.wait(30)
+
+    monkeypatch.setattr("db.store._check_registry", held)
+    adding = threading.Thread(target=store.add_products, args=([item], {"v1", "v2"}))
+    adding.start()
+    assert checked.wait(30)
+    pruned = []
+    pruning = threading.Thread(target=lambda: pruned.append(registry.prune(["v2"])))
+    pruning.start()
+    _until_waiting(store, pruning)
+    resume.set()
+    adding.join(30)
+    pruning.join(30)
+    assert pruned == [{"v2": 1}]
+    assert store.vector_counts() == {"v1": 1}
+
+
 def _until_waiting(store, thread: threading.Thread) -> None:
     """Return once ``thread``'s statement waits for another transaction's lock (on SQLite: after a second)."""
     if store.engine.dialect.name == "sqlite":
@@ -117,6 +150,8 @@ def test_a_serving_process_moves_to_the_activated_version_once(store):
     assert live.current().model is first and loads == []
     registry.activate("v2")
     assert live.current().model is second and live.current().model is second and loads == ["v2"]
+    service, active = live.serving()  # what /healthz reports: the service and the version it was chosen by
+    assert service.model is second and active is not None and active.version == "v2"
 
 
 def test_a_renamed_category_is_predicted_under_its_new_name(store):

@@ -132,11 +132,11 @@ def test_a_batch_the_server_rolled_back_to_end_a_deadlock_is_stored_on_the_next_
 
     insert, calls = store._insert, []
 
-    def deadlocked_once(session, items):
+    def deadlocked_once(session, items, registered):
         calls.append(len(items))
         if len(calls) == 1:
             raise InternalError("INSERT INTO products …", {}, Deadlock("Deadlock found when trying to get lock"))
-        insert(session, items)
+        insert(session, items, registered)
 
     monkeypatch.setattr(store, "_insert", deadlocked_once)
     assert len(store.add_products([product("Bags", "a", [1, 0]), product("Bags", "b", [0, 1])])) == 2

@@ -53,9 +53,7 @@ def categories():
 
 @blueprint.get("/healthz")
 def health():
-    live = lookalike().live
-    service = live.current()
-    active = live.registry.active()  # a query: a database error becomes a 503
+    service, active = lookalike().live.serving()  # a query: a database error becomes a 503
     return schemas.answer(schemas.Health(status="ok", database="ok", model=service.model.version,
                                          active=active.version if active else None))
 

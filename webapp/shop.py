@@ -20,6 +20,8 @@ class ProductIdConverter(IntegerConverter):
     up and answered "no product -1" like any id not stored); a larger one is no product (404). Werkzeug's own
     converter arguments cannot spell a negative bound."""
 
+    regex = "[0-9]+"  # Werkzeug's \d+ also takes other scripts' digits: /api/products/１２ would be product 12
+
     def __init__(self, url_map: Map) -> None:
         super().__init__(url_map, signed=True, min=-LARGEST_ID - 1, max=LARGEST_ID)
 
