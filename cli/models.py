@@ -63,7 +63,10 @@ def cmd_models_add(args, settings: Settings) -> None:
         print(f"model {card.version} was registered already; its files are back in {files.root}")
         return
     files.add(path)
-    registry.register(card.version, card.backbone, card.categories)
+    categories = registry.register(card.version, card.backbone, card.categories)
+    renamed = [f"{before!r} as {after!r}" for before, after in zip(card.categories, categories) if before != after]
+    if renamed:
+        print(f"categories renamed since it was trained: it predicts {', '.join(renamed)}")
     print(f"registered model {card.version} ({card.backbone}, {len(card.categories)} categories); it is not "
           f"served yet: run 'lookalike reembed', then 'lookalike models activate {card.version}'")
 

@@ -44,14 +44,17 @@ class ModelRegistry:
     def __init__(self, store: Store):
         self.store = store
 
-    def register(self, version: str, backbone: str, categories: list[str]) -> None:
-        """Add a model version (not active). Registering a version twice is an error."""
+    def register(self, version: str, backbone: str, categories: list[str]) -> list[str]:
+        """Add a model version (not active) under its categories' names now (``Store.current_names``); returns them.
+        Registering a version twice is an error."""
+        categories = self.store.current_names(categories)
         try:
             with self.store.engine.begin() as conn:
                 conn.execute(insert(ModelVersion).values(
-                    version=version, backbone=backbone, categories=list(categories), active=False))
+                    version=version, backbone=backbone, categories=categories, active=False))
         except IntegrityError as e:
             raise ValueError(f"model {version} is already registered: 'lookalike models list' shows it") from e
+        return categories
 
     def active(self) -> ActiveModel | None:
         """The served version and its categories, read before every search: a plain connection, one row."""

@@ -44,6 +44,9 @@ class Category(Base):
     # category starts above every revision there is, so a name never comes back with a revision a process
     # may still hold cached for it.
     revision: Mapped[int] = mapped_column(Integer, default=0)
+    # The names it had before renames, oldest first (migration 0006): a model registered later that predicts one
+    # of them is pointed at this category (Store.current_names).
+    former_names: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
     products: Mapped[list[Product]] = relationship(back_populates="category")
 

@@ -505,7 +505,8 @@ class Store:
         return self._transaction(delete_them)
 
     def rename_category(self, old: str, new: str) -> None:
-        """Rename a category, in the registered models' category lists too, in one transaction.
+        """Rename a category, in the registered models' category lists too, in one transaction; the old name is kept
+        as a former name, for models registered later (``current_names``).
 
         Raises:
             NotFound: no category ``old``.
@@ -528,6 +529,7 @@ class Store:
                 session.delete(taken)  # an emptied category's leftover row gives way
                 session.flush()
             category.revision = self._top_revision(session) + 1
+            category.former_names = [name for name in category.former_names or [] if name != new] + [old]
             category.name = new
             for model in session.scalars(select(ModelVersion)):
                 if old in model.categories and new in model.categories:
@@ -537,6 +539,21 @@ class Store:
                     model.categories = [new if c == old else c for c in model.categories]
 
         self._transaction(rename)
+
+    def current_names(self, names: Sequence[str]) -> list[str]:
+        """Category names as the store calls those categories now: a name no category has, that exactly one category
+        had before a rename, is that category's name now (a model trained before the rename, registered after it).
+        Names are kept as given when that would name one category twice."""
+        with self._session() as session:
+            rows = session.execute(select(Category.name, Category.former_names)).all()
+        current = {row.name for row in rows}
+        renamed: dict[str, list[str]] = {}
+        for row in rows:
+            for former in row.former_names or []:
+                renamed.setdefault(former, []).append(row.name)
+        mapped = [renamed[name][0] if name not in current and len(renamed.get(name, [])) == 1 else name
+                  for name in names]
+        return mapped if len(set(mapped)) == len(mapped) else list(names)
 
     def update_metadata(self, rows: Mapping[tuple[str, str], dict]) -> int:
         """Set the metadata of stored products by (category, external id); returns how many changed.

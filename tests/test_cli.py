@@ -18,7 +18,7 @@ def env(monkeypatch, tmp_path, trained_model_path):
 
 def test_upgrade_ingest_search_reembed(env, fashion_slice, capsys):
     assert main(["db", "upgrade"]) == 0
-    assert "database at revision 0005" in capsys.readouterr().out
+    assert "database at revision 0006" in capsys.readouterr().out
     assert main(["ingest", str(fashion_slice)]) == 0
     assert "added 48, already present 0, moved 0, rejected 0" in capsys.readouterr().out
     assert main(["categories"]) == 0

@@ -136,6 +136,18 @@ def test_a_new_model_is_embedded_beside_the_served_one_then_activated(env, capsy
     assert "every product has one" in run(capsys, "models", "show", "candidate-2")
 
 
+def test_a_model_added_after_a_rename_predicts_the_category_under_its_new_name(env, capsys, trained_model_path,
+                                                                              tmp_path):
+    """Trained before the rename (or pruned, then added back): its 'Heels' output must point at the renamed
+    products, or a search it serves would narrow to a category with none."""
+    run(capsys, "categories", "rename", "Heels", "High_Heels")
+    new = model_copy(trained_model_path, tmp_path / "trained", "candidate-2")
+    out = run(capsys, "models", "add", str(new))
+    assert "categories renamed since it was trained: it predicts 'Heels' as 'High_Heels'" in out
+    assert run(capsys, "models", "show", "candidate-2").endswith(
+        "categories: Backpacks, High_Heels, Sunglasses, Watches\n")
+
+
 def test_the_model_commands_say_what_to_do_next(env, capsys, trained_model_path, tmp_path, monkeypatch):
     old = json.loads(trained_model_path.with_suffix(".meta.json").read_text())["version"]
     belts = copy_slice(tmp_path / "belts", categories=("Belts",), per_category=2)

@@ -164,6 +164,26 @@ def test_a_renamed_category_is_predicted_under_its_new_name(store):
     assert live.current().model.categories == ["Handbags", "Caps"]
 
 
+def test_a_model_registered_after_a_rename_predicts_the_category_under_its_name_now(store):
+    """A model pruned and added back, or trained on folders still under the old name, keeps pointing at the
+    products it learnt; a former name two categories had, or one in use again, is left as it is."""
+    registry = ModelRegistry(store)
+    store.add_products([product(category, category, [1, 0]) for category in ("Bags", "Caps", "Hats", "Belts")])
+    store.rename_category("Bags", "Handbags")
+    store.rename_category("Handbags", "Totes")
+    assert registry.register("v1", "small_cnn", ["Bags", "Handbags", "Caps"]) == ["Bags", "Handbags", "Caps"]
+    assert registry.register("v2", "small_cnn", ["Bags", "Caps"]) == ["Totes", "Caps"]
+    assert registry.get("v2").categories == ["Totes", "Caps"]
+    store.rename_category("Caps", "Headwear")
+    store.rename_category("Hats", "Caps")  # "Caps" names a category again: that one
+    assert registry.register("v3", "small_cnn", ["Caps", "Hats"]) == ["Caps", "Hats"]  # not "Caps" twice
+    store.rename_category("Belts", "Straps")
+    store.rename_category("Caps", "Belts")  # two categories were called "Caps"
+    assert registry.register("v4", "small_cnn", ["Caps", "Straps"]) == ["Caps", "Straps"]
+    assert registry.register("v5", "small_cnn", ["Hats", "Straps"]) == ["Belts", "Straps"]
+    assert registry.register("v6", "small_cnn", ["Hats", "Belts"]) == ["Hats", "Belts"]  # not "Belts" twice
+
+
 def test_a_version_that_cannot_be_loaded_leaves_the_old_one_serving_and_is_tried_again_later(store):
     registry = ModelRegistry(store)
     registry.register("v2", "small_cnn", ["Bags", "Caps"])
