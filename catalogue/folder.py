@@ -76,10 +76,10 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     """Metadata rows joined to catalogue files by file name or id.
 
     A key names a file by its name, its name without extension, or either after its category and a slash
-    ("Bags/123.jpg", or "bags/123" where no other folder has that form). If a column names the category of the file
-    a row's key fits, for most files ("Casual Shoes" or "casual shoes" names Casual_Shoes where no other folder has
-    that form), a row joins only a file of the category it names (ids need be unique within a category only);
-    without such a column, a row fitting files of several categories is an error, never a guess.
+    ("Bags/123.jpg", or "bags/123"). If a column names the category of the file a row's key fits, for most files
+    ("Casual Shoes" or "casual shoes" names Casual_Shoes where no other folder has that form), a row joins only a
+    file of the category it names (ids need be unique within a category only); without such a column, a row
+    fitting files of several categories is an error, never a guess.
 
     Args:
         csv_path: a CSV with a header row; any columns.
@@ -132,18 +132,22 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
 
 def _key_reader(files: list[CatalogueFile]) -> Callable[[str], list[CatalogueFile]]:
     """The files a key names: by name, by name without extension, or either after its category and a slash, the
-    category spelt as its folder is or, where no other folder has the same form, in another case or spacing."""
+    category spelt as its folder is or in another case or spacing (then the files of that name in every folder of
+    that form: more than one is an ambiguous key, as a bare id of several categories is)."""
     named: dict[str, list[CatalogueFile]] = {}
-    by_form: dict[str, list[CatalogueFile]] = {}
+    folders: dict[str, set[str]] = {}  # the folders of each form
     for entry in files:
+        folders.setdefault(category_form(entry.category), set()).add(entry.category)
         for name in {entry.path.name, entry.external_id}:
             named.setdefault(name, []).append(entry)
             named.setdefault(f"{entry.category}/{name}", []).append(entry)
-            by_form.setdefault(f"{category_form(entry.category)}/{name}", []).append(entry)
 
     def fits(key: str) -> list[CatalogueFile]:
+        if key in named:
+            return named[key]
         category, slash, name = key.rpartition("/")
-        return named.get(key) or (by_form.get(f"{category_form(category)}/{name}", []) if slash else [])
+        same = sorted(folders.get(category_form(category), ())) if slash else []
+        return [entry for folder in same for entry in named.get(f"{folder}/{name}", [])]
     return fits
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db.schema import Feature, ModelVersion
-from db.store import NotFound, Store, count_without_vector, lock_models
+from db.store import NotFound, Store, count_without_vector, current_names, lock_models
 
 # How versions are listed: the active one first, then the newest.
 LISTED = (ModelVersion.active.desc(), ModelVersion.created_at.desc(), ModelVersion.version)
@@ -45,11 +45,11 @@ class ModelRegistry:
         self.store = store
 
     def register(self, version: str, backbone: str, categories: list[str]) -> list[str]:
-        """Add a model version (not active) under its categories' names now (``Store.current_names``); returns them.
+        """Add a model version (not active) under its categories' names now (``current_names``); returns them.
         Registering a version twice is an error."""
-        categories = self.store.current_names(categories)
         try:
             with self.store.engine.begin() as conn:
+                categories = current_names(conn, categories)
                 conn.execute(insert(ModelVersion).values(
                     version=version, backbone=backbone, categories=categories, active=False))
         except IntegrityError as e:

@@ -45,7 +45,7 @@ class Category(Base):
     # may still hold cached for it.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     # The names it had before renames, oldest first (migration 0006): a model registered later that predicts one
-    # of them is pointed at this category (Store.current_names).
+    # of them is pointed at this category (db.store.current_names).
     former_names: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
     products: Mapped[list[Product]] = relationship(back_populates="category")

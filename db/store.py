@@ -65,7 +65,6 @@ class RegistryChanged(RuntimeError):
                    + [f"model {', '.join(pruned)} was pruned"] * bool(pruned))
         super().__init__(f"{' and '.join(changes)} while this ingest ran, so the ingest stopped (what it stored is "
                          "kept): run it again to store the rest with the registered models' vectors")
-        self.added, self.pruned = added, pruned
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -241,6 +240,8 @@ class Store:
 
     def _insert(self, session: Session, items: list[NewProduct], registered: Collection[str] | None) -> None:
         category_ids = self._category_ids(session, {item.category for item in items})
+        # Bumped first: on SQLite, the write that puts the registry's check below inside this transaction.
+        self._bump(session, category_ids.values())
         if registered is not None:
             _check_registry(session, set(items[0].vectors), set(registered))
         session.execute(insert(Product), [
@@ -255,7 +256,6 @@ class Store:
             feature_row(ids[item.image_sha256], version, vector, item.photo_vectors.get(version))
             for item in items for version, vector in item.vectors.items()
         ])
-        self._bump(session, category_ids.values())
 
     def _category_ids(self, session: Session, names: set[str]) -> dict[str, int]:
         # Locked first, as the revision bump at the end will: two writers into one category then wait for each
@@ -531,7 +531,8 @@ class Store:
             category.revision = self._top_revision(session) + 1
             category.former_names = [name for name in category.former_names or [] if name != new] + [old]
             category.name = new
-            for model in session.scalars(select(ModelVersion)):
+            # A locking read: the latest rows, a model registered since this transaction began too.
+            for model in session.scalars(select(ModelVersion).with_for_update()):
                 if old in model.categories and new in model.categories:
                     raise ValueError(f"model {model.version} predicts {old!r} and {new!r} apart: renaming one onto "
                                      "the other would give two of its outputs one name")
@@ -539,21 +540,6 @@ class Store:
                     model.categories = [new if c == old else c for c in model.categories]
 
         self._transaction(rename)
-
-    def current_names(self, names: Sequence[str]) -> list[str]:
-        """Category names as the store calls those categories now: a name no category has, that exactly one category
-        had before a rename, is that category's name now (a model trained before the rename, registered after it).
-        Names are kept as given when that would name one category twice."""
-        with self._session() as session:
-            rows = session.execute(select(Category.name, Category.former_names)).all()
-        current = {row.name for row in rows}
-        renamed: dict[str, list[str]] = {}
-        for row in rows:
-            for former in row.former_names or []:
-                renamed.setdefault(former, []).append(row.name)
-        mapped = [renamed[name][0] if name not in current and len(renamed.get(name, [])) == 1 else name
-                  for name in names]
-        return mapped if len(set(mapped)) == len(mapped) else list(names)
 
     def update_metadata(self, rows: Mapping[tuple[str, str], dict]) -> int:
         """Set the metadata of stored products by (category, external id); returns how many changed.
@@ -672,25 +658,49 @@ def count_without_vector(model_version: str, photos: bool = False):
 
 
 def _check_registry(session: Session, versions: set[str], registered: set[str]) -> None:
-    """Under the models' locks, taken after the categories' as a rename does: a prune or a registration either
-    committed before (and is seen here) or waits for this batch (and a prune deletes its vectors too). A model
-    registered meanwhile could be activated while these products lack its vectors; vectors of one pruned
-    meanwhile would stay for a version nothing lists."""
-    now = set(lock_models(session.connection()))
+    """A locking read of the registry, after the batch's categories are locked (as a rename does): on MySQL it reads
+    the latest rows, not the transaction's snapshot, and holds them shared, so ingest batches run side by side while
+    a prune or a registration either committed before (and is seen here) or waits for the batch (and a prune then
+    deletes its vectors too); on SQLite the batch holds the write lock already. A model registered meanwhile could
+    be activated while these products lack its vectors; vectors of one pruned meanwhile would stay for a version
+    nothing lists."""
+    now = set(session.scalars(select(ModelVersion.version).with_for_update(read=True)))
     added, pruned = sorted(now - versions), sorted((registered & versions) - now)
     if added or pruned:
         raise RegistryChanged(added, pruned)
+
+
+def current_names(conn: Connection, names: Sequence[str]) -> list[str]:
+    """Category names as the store calls those categories now: a name no category has, that exactly one category
+    had before a rename, is that category's name now (a model trained before the rename, registered after it); a
+    name kept as given where mapping it would name one category twice.
+
+    Every category row is written to itself first, as ``lock_models`` does the models': a rename committed before is
+    seen, and one that starts meanwhile waits for ``conn``'s transaction (the registration), then renames in it too.
+    """
+    conn.execute(update(Category).values(revision=Category.revision))
+    rows = conn.execute(select(Category.name, Category.former_names).with_for_update()).all()
+    current = {row.name for row in rows}
+    renamed: dict[str, list[str]] = {}
+    for row in rows:
+        for former in row.former_names or []:
+            renamed.setdefault(former, []).append(row.name)
+    mapped = [renamed[name][0] if name not in current and len(renamed.get(name, [])) == 1 else name
+              for name in names]
+    taken = Counter(mapped)
+    return [after if taken[after] == 1 else before for before, after in zip(names, mapped)]
 
 
 def lock_models(conn: Connection) -> dict[str, bool]:
     """Every registered version and whether it is active, held for the rest of ``conn``'s transaction.
 
     Each row is written to itself first: that locks them all on MySQL and takes the database's write lock on SQLite
-    (which ignores FOR UPDATE). So activations, prunes and ingest batches run one after the other, never
-    interleaved: a prune cannot read one version as active while another is being activated, and delete that one.
+    (which ignores FOR UPDATE). So activations and prunes run one after the other, never interleaved: a prune
+    cannot read one version as active while another is being activated, and delete that one.
     """
     conn.execute(update(ModelVersion).values(active=ModelVersion.active))
-    return {row.version: row.active for row in conn.execute(select(ModelVersion.version, ModelVersion.active))}
+    rows = conn.execute(select(ModelVersion.version, ModelVersion.active).with_for_update())  # latest, not a snapshot
+    return {row.version: row.active for row in rows}
 
 
 def _deadlocked(error: DBAPIError) -> bool:

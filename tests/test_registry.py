@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 import db.store
 from db.registry import ModelRegistry
-from db.store import NotFound, count_without_vector
+from db.store import NotFound, RegistryChanged, count_without_vector
 from model.card import ModelCard
 from model.inference import Network
 from search.live import LiveService
@@ -95,8 +95,10 @@ def test_a_prune_waits_for_an_ingest_batch_in_flight_and_deletes_its_vectors_too
     registry = ModelRegistry(store)
     for version in ("v1", "v2"):
         registry.register(version, "small_cnn", ["Bags"])
+    store.add_products([product("Bags", "stored", [1, 0])])
+    store.put_vectors({store.ids_of(["stored"])[0]: np.array([0, 1], np.float32)}, "v2")
     registry.activate("v1")
-    item = product("Bags", "a", [1, 0])
+    item = product("Bags", "a", [1, 0])  # of a stored category: the batch creates none
     item.vectors["v2"] = np.array([0, 1], np.float32)
     checked, resume = threading.Event(), threading.Event()
     check = db.store._check_registry
@@ -117,8 +119,29 @@ def test_a_prune_waits_for_an_ingest_batch_in_flight_and_deletes_its_vectors_too
     resume.set()
     adding.join(30)
     pruning.join(30)
-    assert pruned == [{"v2": 1}]
-    assert store.vector_counts() == {"v1": 1}
+    assert pruned == [{"v2": 2}]
+    assert store.vector_counts() == {"v1": 2}
+
+
+def test_an_ingest_batch_sees_a_prune_committed_after_its_transaction_began(store, monkeypatch):
+    """On MySQL a transaction's plain reads see the snapshot of its first one: the registry's check must not."""
+    registry = ModelRegistry(store)
+    for version in ("v1", "v2"):
+        registry.register(version, "small_cnn", ["Bags"])
+    registry.activate("v1")
+    top_revision = store._top_revision
+
+    def then_pruned(session):
+        revision = top_revision(session)  # a plain read in the batch's transaction (it creates its category)
+        registry.prune(["v2"])  # committed by another connection
+        return revision
+
+    monkeypatch.setattr(store, "_top_revision", then_pruned)
+    item = product("Bags", "a", [1, 0])
+    item.vectors["v2"] = np.array([0, 1], np.float32)
+    with pytest.raises(RegistryChanged, match="model v2 was pruned while this ingest ran"):
+        store.add_products([item], {"v1", "v2"})
+    assert store.vector_counts() == {} and store.category_counts() == {}
 
 
 def _until_waiting(store, thread: threading.Thread) -> None:
@@ -182,6 +205,7 @@ def test_a_model_registered_after_a_rename_predicts_the_category_under_its_name_
     assert registry.register("v4", "small_cnn", ["Caps", "Straps"]) == ["Caps", "Straps"]
     assert registry.register("v5", "small_cnn", ["Hats", "Straps"]) == ["Belts", "Straps"]
     assert registry.register("v6", "small_cnn", ["Hats", "Belts"]) == ["Hats", "Belts"]  # not "Belts" twice
+    assert registry.register("v7", "small_cnn", ["Handbags", "Totes", "Hats"]) == ["Handbags", "Totes", "Belts"]
 
 
 def test_a_version_that_cannot_be_loaded_leaves_the_old_one_serving_and_is_tried_again_later(store):
