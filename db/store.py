@@ -58,13 +58,14 @@ class NotFound(ValueError):
 
 
 class RegistryChanged(RuntimeError):
-    """A batch of products was made for other registered models than the registry now lists; nothing was stored."""
+    """A batch of products or vectors was made for other registered models than the registry now lists; nothing of
+    it was stored."""
 
     def __init__(self, added: list[str], pruned: list[str]):
         changes = ([f"model {', '.join(added)} was registered"] * bool(added)
                    + [f"model {', '.join(pruned)} was pruned"] * bool(pruned))
-        super().__init__(f"{' and '.join(changes)} while this ingest ran, so the ingest stopped (what it stored is "
-                         "kept): run it again to store the rest with the registered models' vectors")
+        super().__init__(f"{' and '.join(changes)} meanwhile, so this run stopped (what it stored is kept): run it "
+                         "again to store the rest with the registered models' vectors")
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -297,9 +298,10 @@ class Store:
         return [(row.id, row.image) for row in rows]
 
     def put_vectors(self, vectors: Mapping[int, np.ndarray], model_version: str,
-                    photo_vectors: Mapping[int, np.ndarray] | None = None) -> int:
+                    photo_vectors: Mapping[int, np.ndarray] | None = None, registered: bool = False) -> int:
         """Store products' vectors of ``model_version`` (and their photos' own embeddings, as ``NewProduct``),
-        in place of any they had; how many were stored (a product deleted meanwhile gets none)."""
+        in place of any they had; how many were stored (a product deleted meanwhile gets none). ``registered``: the
+        version must still be registered, read in the same transaction (else ``RegistryChanged``, nothing stored)."""
         photo_vectors = photo_vectors or {}
 
         def put(session: Session) -> int:
@@ -310,6 +312,9 @@ class Store:
             present = session.execute(select(Product.id, Product.category_id)
                                       .where(Product.id.in_(list(vectors))).with_for_update()).all()
             ids = [row.id for row in present]
+            self._bump(session, {row.category_id for row in present})  # first, as an ingest batch does
+            if registered and model_version not in _registry_now(session):
+                raise RegistryChanged([], [model_version])
             session.execute(delete(Feature).where(Feature.model_version == model_version,
                                                   Feature.product_id.in_(ids)))
             if ids:
@@ -317,7 +322,6 @@ class Store:
                     feature_row(product_id, model_version, vectors[product_id], photo_vectors.get(product_id))
                     for product_id in ids
                 ])
-            self._bump(session, {row.category_id for row in present})
             return len(ids)
 
         return self._transaction(put)
@@ -658,16 +662,20 @@ def count_without_vector(model_version: str, photos: bool = False):
 
 
 def _check_registry(session: Session, versions: set[str], registered: set[str]) -> None:
-    """A locking read of the registry, after the batch's categories are locked (as a rename does): on MySQL it reads
-    the latest rows, not the transaction's snapshot, and holds them shared, so ingest batches run side by side while
-    a prune or a registration either committed before (and is seen here) or waits for the batch (and a prune then
-    deletes its vectors too); on SQLite the batch holds the write lock already. A model registered meanwhile could
-    be activated while these products lack its vectors; vectors of one pruned meanwhile would stay for a version
-    nothing lists."""
-    now = set(session.scalars(select(ModelVersion.version).with_for_update(read=True)))
+    """A model registered meanwhile could be activated while these products lack its vectors; vectors of one pruned
+    meanwhile would stay for a version nothing lists."""
+    now = _registry_now(session)
     added, pruned = sorted(now - versions), sorted((registered & versions) - now)
     if added or pruned:
         raise RegistryChanged(added, pruned)
+
+
+def _registry_now(session: Session) -> set[str]:
+    """The registered versions, by a locking read taken after the writer's categories are locked (as a rename does)
+    and after its first write. On MySQL it reads the latest rows, not the transaction's snapshot, and holds them
+    shared, so writers run side by side while a prune or a registration either committed before (and is seen here)
+    or waits for the writer (and a prune then deletes its vectors too); on SQLite the writer holds the write lock."""
+    return set(session.scalars(select(ModelVersion.version).with_for_update(read=True)))
 
 
 def current_names(conn: Connection, names: Sequence[str]) -> list[str]:

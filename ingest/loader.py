@@ -280,6 +280,7 @@ class Loader:
         after_id = 0
         # Rows stored before migration 0003 lack the photo's own embedding.
         with_photos = model.card.gallery_views > 0
+        registered = model.version in ModelRegistry(self.store).versions()  # then only while it stays so
         total = self.store.products_without_vector_count(model.version, with_photos)
         with tqdm(total=total, unit="img", desc=f"embed {model.version}", disable=not self.progress) as bar:
             while rows := self.store.products_without_vector(model.version, after_id, self.batch_size, with_photos):
@@ -297,6 +298,6 @@ class Loader:
                 if ids:
                     vectors, photos = gallery_vectors(model, np.stack(inputs))
                     counts["embedded"] += self.store.put_vectors(dict(zip(ids, vectors)), model.version,
-                                                                 dict(zip(ids, photos)))
+                                                                 dict(zip(ids, photos)), registered)
                 bar.update(len(rows))
         return dict(counts)

@@ -76,7 +76,7 @@ def test_an_ingest_stops_when_a_model_is_registered_while_it_runs(store, trained
     files = list_catalogue(fashion_slice)
     assert loader.ingest(files[:16]).added == 16
     ModelRegistry(store).register("registered-meanwhile", "small_cnn", trained_model.categories)
-    with pytest.raises(RuntimeError, match="model registered-meanwhile was registered while this ingest ran"):
+    with pytest.raises(RuntimeError, match="model registered-meanwhile was registered meanwhile, so this run stopped"):
         loader.ingest(files)
     assert sum(store.category_counts().values()) == 16
 
@@ -99,11 +99,34 @@ def test_an_ingest_stops_when_its_model_is_pruned_while_it_runs(store, trained_m
         return transaction(work)
 
     monkeypatch.setattr(store, "_transaction", pruned_just_before)
-    with pytest.raises(RegistryChanged, match=f"model {trained_model.version} was pruned while this ingest ran"):
+    with pytest.raises(RegistryChanged, match=f"model {trained_model.version} was pruned meanwhile, so this run"):
         Loader(trained_model, store, batch_size=8, progress=False, more_models=[served]).ingest(
             list_catalogue(fashion_slice)[:24])
     assert sum(store.category_counts().values()) == 8
     assert store.vector_counts() == {"served": 8}  # none of the pruned version's
+
+
+def test_a_reembed_stops_when_its_model_is_pruned_while_it_runs(store, trained_model, fashion_slice, monkeypatch):
+    """As an ingest: its next batches would store vectors of a version the registry no longer lists."""
+    served = copy.copy(trained_model)
+    served.card = replace(trained_model.card, version="served")
+    registry = ModelRegistry(store)
+    registry.register("served", "small_cnn", trained_model.categories)
+    Loader(served, store, batch_size=8, progress=False).ingest(list_catalogue(fashion_slice)[:24])
+    registry.activate("served")
+    registry.register(trained_model.version, "small_cnn", trained_model.categories)  # the next model, embedding
+    transaction, batches = store._transaction, []
+
+    def pruned_just_before(work):
+        batches.append(work)
+        if len(batches) == 2:
+            registry.prune([trained_model.version])
+        return transaction(work)
+
+    monkeypatch.setattr(store, "_transaction", pruned_just_before)
+    with pytest.raises(RegistryChanged, match=f"model {trained_model.version} was pruned meanwhile"):
+        Loader(trained_model, store, batch_size=8, progress=False).reembed()
+    assert store.vector_counts() == {"served": 24}
 
 
 class Interrupted(Exception):

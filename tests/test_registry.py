@@ -139,7 +139,7 @@ def test_an_ingest_batch_sees_a_prune_committed_after_its_transaction_began(stor
     monkeypatch.setattr(store, "_top_revision", then_pruned)
     item = product("Bags", "a", [1, 0])
     item.vectors["v2"] = np.array([0, 1], np.float32)
-    with pytest.raises(RegistryChanged, match="model v2 was pruned while this ingest ran"):
+    with pytest.raises(RegistryChanged, match="model v2 was pruned meanwhile, so this run stopped"):
         store.add_products([item], {"v1", "v2"})
     assert store.vector_counts() == {} and store.category_counts() == {}
 
