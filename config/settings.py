@@ -94,7 +94,7 @@ class Settings:
         0.8, "confidence-aware narrowing: a search covers the fewest most probable categories whose probabilities "
              "sum to at least τ (chosen from the measured curve in docs/quality.md)")
     narrow_max_categories: Annotated[int, Field(ge=1)] = setting(
-        3, "at most this many categories are searched by narrowing")
+        4, "at most this many categories are searched by narrowing")
     merge_weight: Annotated[float, Field(ge=0, allow_inf_nan=False)] = setting(
         0.2, "results of several searched categories are merged by d² − β · ln p(category): a less probable "
              "category must fit clearly better (0: by distance alone)")
