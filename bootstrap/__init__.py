@@ -89,7 +89,8 @@ def live_service(settings: Settings, service: SearchService | None = None) -> Li
 
 
 def adopt_served_model(settings: Settings, store: Store) -> None:
-    """Register the model at ``LOOKALIKE_MODEL_PATH`` while the registry is empty (a store from before it).
+    """Register the model at ``LOOKALIKE_MODEL_PATH`` while the registry is empty (a new store, or one from before
+    the registry), and say so: the admin commands that may do it are the first to run on a new store.
 
     That model is the one every process serves until a model is registered, so it becomes the active
     version when every product has its vector.
@@ -99,8 +100,12 @@ def adopt_served_model(settings: Settings, store: Store) -> None:
         return
     card = ModelFiles(settings.resolved_models_dir).add(settings.resolved_model_path)
     registry.register(card.version, card.backbone, card.categories)
-    if registry.missing_vectors(card.version) == 0:
-        registry.activate(card.version)
+    done = f"registered the trained model {card.version} ({settings.resolved_model_path})"
+    if registry.missing_vectors(card.version):
+        print(f"{done}; 'lookalike reembed', then 'lookalike models activate {card.version}' serve it")
+        return
+    registry.activate(card.version)
+    print(f"{done} and activated it")
 
 
 def open_networks(settings: Settings, store: Store, batch_work: bool = False) -> list[Network]:

@@ -110,7 +110,7 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     ambiguous, contradicting = [], []
     for row, found in fitting:
         if category_of is not None:
-            found = [entry for entry in found if entry.category == category_of(row)]
+            found = [entry for entry in found if entry.category in category_of(row)]
         if len(found) > 1:
             ambiguous.append(f"{_cell(row, key_column)} ({', '.join(str(entry.path) for entry in found)})")
         elif found:
@@ -121,8 +121,8 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     if ambiguous:
         examples = list(dict.fromkeys(ambiguous))[:3]  # a key on several rows is one example
         raise ValueError(f"{csv_path}: rows that fit several files ({len(ambiguous)}), e.g. {'; '.join(examples)}: "
-                         f"key them as Category/name, or give each row its category in a column, named as its "
-                         f"folder is")
+                         f"key them as Category/name, or give each row its category in a column, spelt exactly as "
+                         f"its folder is named")
     if contradicting:
         examples = list(dict.fromkeys(contradicting))
         raise ValueError(f"{csv_path}: files with several rows that differ ({len(examples)}), e.g. "
@@ -156,23 +156,23 @@ def _cell(row: dict, column: str) -> str:
 
 
 def _category_reader(fitting: list[tuple[dict, list[CatalogueFile]]], columns: list[str],
-                     files: list[CatalogueFile]) -> Callable[[dict], str | None] | None:
-    """The folder category each row names, read from the column that names one for most of the files the rows fit
-    (an exact name, or the one folder name of the same form); None when no column does."""
+                     files: list[CatalogueFile]) -> Callable[[dict], list[str]] | None:
+    """The folder categories each row may name, read from the column that names one for most of the files the rows
+    fit: an exact name, else every folder name of the same form (a row that then fits files of two is ambiguous,
+    never a guess); None when no column does."""
     exact = {entry.category for entry in files}
     forms: dict[str, list[str]] = {}
     for name in sorted(exact):
         forms.setdefault(category_form(name), []).append(name)
 
-    def reader(column: str) -> Callable[[dict], str | None]:
-        def category(row: dict) -> str | None:
+    def reader(column: str) -> Callable[[dict], list[str]]:
+        def categories(row: dict) -> list[str]:
             cell = _cell(row, column)
-            same = forms.get(category_form(cell), [])
-            return cell if cell in exact else same[0] if len(same) == 1 else None
-        return category
+            return [cell] if cell in exact else forms.get(category_form(cell), [])
+        return categories
 
     readers = {column: reader(column) for column in columns}
-    agreeing = {column: sum(any(entry.category == read(row) for entry in found) for row, found in fitting)
+    agreeing = {column: sum(any(entry.category in read(row) for entry in found) for row, found in fitting)
                 for column, read in readers.items()}
     best = max(agreeing, key=agreeing.__getitem__, default=None)
     fitted = len({entry.path for _, found in fitting for entry in found})

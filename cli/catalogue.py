@@ -156,14 +156,20 @@ def cmd_categories_delete(args, settings: Settings) -> None:
 
 def cmd_categories_rename(args, settings: Settings) -> None:
     from bootstrap import adopt_served_model, open_store
+    from catalogue.folder import category_form
 
     store = open_store(settings)
     adopt_served_model(settings, store)  # so the served model's predictions follow the new name
     store.rename_category(args.old, args.new)
-    if args.new.strip() == args.old:
+    new = args.new.strip()
+    if new == args.old:
         print(f"category {args.old!r} already has that name")
-    else:
-        print(f"renamed category {args.old!r} to {args.new.strip()!r} (and wherever a registered model names it)")
+        return
+    print(f"renamed category {args.old!r} to {new!r} (and wherever a registered model names it)")
+    for other in store.category_counts():
+        if other != new and category_form(other) == category_form(new):  # as ingest points out for a new folder
+            print(f"  {new!r} differs from category {other!r} only in case, spaces or underscores: rename one of them "
+                  "if they are one")
 
 
 def _per_category(counts: dict[str, int]) -> str:

@@ -48,6 +48,7 @@ def cmd_models_show(args, settings: Settings) -> None:
 
 
 def cmd_models_add(args, settings: Settings) -> None:
+    from db.store import former_names
     from model.card import ModelCard
     from model.versions import ModelFiles
 
@@ -67,6 +68,14 @@ def cmd_models_add(args, settings: Settings) -> None:
     renamed = [f"{before!r} as {after!r}" for before, after in zip(card.categories, categories) if before != after]
     if renamed:
         print(f"categories renamed since it was trained: it predicts {', '.join(renamed)}")
+    with registry.store.engine.connect() as conn:
+        formerly = former_names(conn)
+    for name in categories:
+        if others := [other for other in formerly.get(name, []) if other != name]:
+            # Two categories swapped names, say: which one the model means cannot be told from the names alone.
+            print(f"note: {name!r} was also the name of {', '.join(map(repr, others))} before a rename; if this model "
+                  f"was trained before it, its {name!r} means those products: train it again on the folders as they "
+                  "are named now")
     print(f"registered model {card.version} ({card.backbone}, {len(card.categories)} categories); it is not "
           f"served yet: run 'lookalike reembed', then 'lookalike models activate {card.version}'")
 

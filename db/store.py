@@ -65,7 +65,7 @@ class RegistryChanged(RuntimeError):
         changes = ([f"model {', '.join(added)} was registered"] * bool(added)
                    + [f"model {', '.join(pruned)} was pruned"] * bool(pruned))
         super().__init__(f"{' and '.join(changes)} meanwhile, so this run stopped (what it stored is kept): run it "
-                         "again to store the rest with the registered models' vectors")
+                         "again to go on with the models registered now")
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -678,6 +678,15 @@ def _registry_now(session: Session) -> set[str]:
     return set(session.scalars(select(ModelVersion.version).with_for_update(read=True)))
 
 
+def former_names(conn: Connection) -> dict[str, list[str]]:
+    """Each name a category had before a rename, with the names of the categories that had it, as they are now."""
+    renamed: dict[str, list[str]] = {}
+    for row in conn.execute(select(Category.name, Category.former_names).with_for_update()):
+        for former in row.former_names or []:
+            renamed.setdefault(former, []).append(row.name)
+    return renamed
+
+
 def current_names(conn: Connection, names: Sequence[str]) -> list[str]:
     """Category names as the store calls those categories now: a name no category has, that exactly one category
     had before a rename, is that category's name now (a model trained before the rename, registered after it); a
@@ -687,12 +696,8 @@ def current_names(conn: Connection, names: Sequence[str]) -> list[str]:
     seen, and one that starts meanwhile waits for ``conn``'s transaction (the registration), then renames in it too.
     """
     conn.execute(update(Category).values(revision=Category.revision))
-    rows = conn.execute(select(Category.name, Category.former_names).with_for_update()).all()
-    current = {row.name for row in rows}
-    renamed: dict[str, list[str]] = {}
-    for row in rows:
-        for former in row.former_names or []:
-            renamed.setdefault(former, []).append(row.name)
+    current = set(conn.scalars(select(Category.name).with_for_update()))
+    renamed = former_names(conn)
     mapped = [renamed[name][0] if name not in current and len(renamed.get(name, [])) == 1 else name
               for name in names]
     taken = Counter(mapped)

@@ -20,7 +20,9 @@ def test_upgrade_ingest_search_reembed(env, fashion_slice, capsys):
     assert main(["db", "upgrade"]) == 0
     assert "database at revision 0006" in capsys.readouterr().out
     assert main(["ingest", str(fashion_slice)]) == 0
-    assert "added 48, already present 0, moved 0, rejected 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "added 48, already present 0, moved 0, rejected 0" in out
+    assert "registered the trained model" in out and "and activated it" in out  # what the first ingest did
     assert main(["categories"]) == 0
     assert capsys.readouterr().out.split() == ["12", "Backpacks", "12", "Heels", "12", "Sunglasses", "12", "Watches"]
     query = sorted((fashion_slice / "Watches").glob("*.jpg"))[0]

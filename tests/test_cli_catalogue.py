@@ -140,12 +140,22 @@ def test_a_model_added_after_a_rename_predicts_the_category_under_its_new_name(e
                                                                               tmp_path):
     """Trained before the rename (or pruned, then added back): its 'Heels' output must point at the renamed
     products, or a search it serves would narrow to a category with none."""
-    run(capsys, "categories", "rename", "Heels", "High_Heels")
+    assert "differs from category" not in run(capsys, "categories", "rename", "Heels", "High_Heels")
+    assert ("'sunglasses' differs from category 'Sunglasses' only in case, spaces or underscores"
+            in run(capsys, "categories", "rename", "Watches", " sunglasses "))
+    run(capsys, "categories", "rename", "sunglasses", "Watches")
     new = model_copy(trained_model_path, tmp_path / "trained", "candidate-2")
     out = run(capsys, "models", "add", str(new))
     assert "categories renamed since it was trained: it predicts 'Heels' as 'High_Heels'" in out
     assert run(capsys, "models", "show", "candidate-2").endswith(
         "categories: Backpacks, High_Heels, Sunglasses, Watches\n")
+    # Two categories swap names: the names alone cannot tell which one a model trained before means, so it is said.
+    for old, new_name in (("Backpacks", "Tmp"), ("Watches", "Backpacks"), ("Tmp", "Watches")):
+        run(capsys, "categories", "rename", old, new_name)
+    out = run(capsys, "models", "add", str(model_copy(trained_model_path, tmp_path / "third", "candidate-3")))
+    assert "note: 'Backpacks' was also the name of 'Watches' before a rename; if this model was trained" in out
+    assert "note: 'Watches' was also the name of 'Backpacks' before a rename" in out
+    assert "it predicts 'Heels' as 'High_Heels'" in out
 
 
 def test_the_model_commands_say_what_to_do_next(env, capsys, trained_model_path, tmp_path, monkeypatch):

@@ -267,6 +267,10 @@ def test_csv_rows_are_joined_to_the_category_their_row_names(same_names, tmp_pat
                   tmp_path) == {"Bags/2.jpg": {"colour": "red"}, "Caps/1.jpg": {"colour": "blue"}}
     with pytest.raises(ValueError, match=r"rows that fit several files \(1\), e.g. SHOES/1 "):
         joined(relabel(same_names, {"Bags": "Shoes", "Caps": "shoes"}), "file,colour\nSHOES/1,red\n", tmp_path)
+    # So does a category column's cell that names two folders only by their form: never dropped unsaid.
+    with pytest.raises(ValueError, match=r"rows that fit several files \(1\), e.g. 1 .*spelt exactly as its folder"):
+        joined(relabel(same_names, {"Bags": "Shoes", "Caps": "shoes"}), "id,kind\n1,SHOES\n2,Shoes\n2,shoes\n",
+               tmp_path)
     # One category's folder against a shop-wide CSV: only rows of that category join (cells beyond the header are
     # dropped); case, spaces and underscores may differ where no other folder has the same form.
     bags = [entry for entry in same_names if entry.category == "Bags"]
