@@ -19,7 +19,8 @@ from db.schema import LARGEST_ID
 def cmd_ingest(args, settings: Settings) -> int:
     """Exit status 1 when some file was rejected (listed in the summary), so a script notices; the rest is stored."""
     from bootstrap import adopt_served_model, build_loader, open_networks, open_store
-    from catalogue.folder import list_catalogue, load_metadata
+    from catalogue.folder import list_catalogue, load_metadata, relabel
+    from db.store import renames
     from search.safety_net import UNPREDICTED_REACH
 
     files = list_catalogue(args.catalogue, args.category)
@@ -33,6 +34,12 @@ def cmd_ingest(args, settings: Settings) -> int:
         print(f"metadata: {len(metadata)} of {len(files)} files have a row in {args.csv}")
     store = open_store(settings)
     adopt_served_model(settings, store)
+    with store.engine.connect() as conn:
+        renamed = renames(conn, categories)
+    for folder, category in renamed.items():  # the folder kept the name the category had before 'categories rename'
+        print(f"folder {folder!r} is category {category!r}, renamed from it: its files go there")
+    files = relabel(files, dict(renamed))
+    categories = sorted({f.category for f in files})
     networks = open_networks(settings, store, batch_work=True)
     report = build_loader(settings, store, networks).ingest(files, metadata)
     print(report.summary())

@@ -687,6 +687,14 @@ def former_names(conn: Connection) -> dict[str, list[str]]:
     return renamed
 
 
+def renames(conn: Connection, names: Iterable[str]) -> dict[str, str]:
+    """Of ``names``, each that no category has now and exactly one category had before a rename, with that
+    category's name now."""
+    current = set(conn.scalars(select(Category.name).with_for_update()))
+    formerly = former_names(conn)
+    return {name: formerly[name][0] for name in names if name not in current and len(formerly.get(name, [])) == 1}
+
+
 def current_names(conn: Connection, names: Sequence[str]) -> list[str]:
     """Category names as the store calls those categories now: a name no category has, that exactly one category
     had before a rename, is that category's name now (a model trained before the rename, registered after it); a
@@ -696,10 +704,8 @@ def current_names(conn: Connection, names: Sequence[str]) -> list[str]:
     seen, and one that starts meanwhile waits for ``conn``'s transaction (the registration), then renames in it too.
     """
     conn.execute(update(Category).values(revision=Category.revision))
-    current = set(conn.scalars(select(Category.name).with_for_update()))
-    renamed = former_names(conn)
-    mapped = [renamed[name][0] if name not in current and len(renamed.get(name, [])) == 1 else name
-              for name in names]
+    renamed = renames(conn, names)
+    mapped = [renamed.get(name, name) for name in names]
     taken = Counter(mapped)
     return [after if taken[after] == 1 else before for before, after in zip(names, mapped)]
 

@@ -158,6 +158,23 @@ def test_a_model_added_after_a_rename_predicts_the_category_under_its_new_name(e
     assert "it predicts 'Heels' as 'High_Heels'" in out
 
 
+def test_a_folder_under_its_categorys_former_name_feeds_the_renamed_category(env, capsys, tmp_path):
+    """Not a new category of the old name beside it: new photos, metadata and a sync reach the renamed one."""
+    run(capsys, "categories", "rename", "Heels", "High_Heels")
+    new_photo = sorted((FASHION / "catalogue" / "Heels").glob("*.jpg"))[12]
+    shutil.copy(new_photo, env / "Heels" / new_photo.name)
+    gone = sorted((env / "Heels").glob("*.jpg"))[0]
+    gone.unlink()
+    stored = sorted((env / "Heels").glob("*.jpg"))[0].stem
+    (tmp_path / "meta.csv").write_text(f"id,colour\n{new_photo.stem},Teal\n{stored},Red\n")
+    out = run(capsys, "ingest", str(env), "--csv", str(tmp_path / "meta.csv"), "--sync", "--yes")
+    assert "folder 'Heels' is category 'High_Heels', renamed from it: its files go there" in out
+    assert "added 1, already present 47" in out and "metadata updated 1" in out
+    assert "deleted 1 products (High_Heels 1)" in out
+    counts = run(capsys, "categories").split()
+    assert "Heels" not in counts and counts[counts.index("High_Heels") - 1] == "12"
+
+
 def test_the_model_commands_say_what_to_do_next(env, capsys, trained_model_path, tmp_path, monkeypatch):
     old = json.loads(trained_model_path.with_suffix(".meta.json").read_text())["version"]
     belts = copy_slice(tmp_path / "belts", categories=("Belts",), per_category=2)
