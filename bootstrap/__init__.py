@@ -102,7 +102,8 @@ def adopt_served_model(settings: Settings, store: Store) -> None:
     registry.register(card.version, card.backbone, card.categories)
     done = f"registered the trained model {card.version} ({settings.resolved_model_path})"
     if registry.missing_vectors(card.version):
-        print(f"{done}; 'lookalike reembed', then 'lookalike models activate {card.version}' serve it")
+        print(f"{done}; it is served from there until 'lookalike reembed' has given every product its vector and "
+              f"'lookalike models activate {card.version}' activates it")
         return
     registry.activate(card.version)
     print(f"{done} and activated it")

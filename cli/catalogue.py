@@ -6,9 +6,11 @@ process reloads them before its next search.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import shlex
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 from cli.arguments import positive, product_id
@@ -20,7 +22,6 @@ def cmd_ingest(args, settings: Settings) -> int:
     """Exit status 1 when some file was rejected (listed in the summary), so a script notices; the rest is stored."""
     from bootstrap import adopt_served_model, build_loader, open_networks, open_store
     from catalogue.folder import list_catalogue, load_metadata, relabel
-    from db.store import renames
     from search.safety_net import UNPREDICTED_REACH
 
     files = list_catalogue(args.catalogue, args.category)
@@ -34,11 +35,7 @@ def cmd_ingest(args, settings: Settings) -> int:
         print(f"metadata: {len(metadata)} of {len(files)} files have a row in {args.csv}")
     store = open_store(settings)
     adopt_served_model(settings, store)
-    with store.engine.connect() as conn:
-        renamed = renames(conn, categories)
-    for folder, category in renamed.items():  # the folder kept the name the category had before 'categories rename'
-        print(f"folder {folder!r} is category {category!r}, renamed from it: its files go there")
-    files = relabel(files, dict(renamed))
+    files = relabel(files, _renamed_folders(store, files, categories, args.category))
     categories = sorted({f.category for f in files})
     networks = open_networks(settings, store, batch_work=True)
     report = build_loader(settings, store, networks).ingest(files, metadata)
@@ -54,6 +51,32 @@ def cmd_ingest(args, settings: Settings) -> int:
     elif args.sync:  # only categories with a file here: an emptied or misnamed folder never syncs a whole category away
         _sync(store, categories, report.places.keys(), args.yes)
     return 1 if report.rejected else 0
+
+
+def _renamed_folders(store, files, categories: list[str], flat: str | None) -> dict[str, str | None]:
+    """Folders still named as a category was before 'categories rename': the renamed category, when the folder
+    holds one of its pictures (else the name is taken for a new category, as the admin may mean)."""
+    from db.store import renames
+
+    with store.engine.connect() as conn:
+        candidates = renames(conn, categories)
+    renamed: dict[str, str | None] = {}
+    for folder, category in candidates.items():
+        label = f"the category {folder!r} of the files here" if flat else f"folder {folder!r}"
+        if store.holds_any(category, _pictures(entry.path for entry in files if entry.category == folder)):
+            renamed[folder] = category
+            print(f"{label} is category {category!r}, renamed from it: its files go there")
+        else:
+            print(f"{label} has the name category {category!r} had before a rename, but none of its pictures: it is "
+                  f"a new category {folder!r} (rename the folder if its pictures belong to {category!r})")
+    return renamed
+
+
+def _pictures(paths: Iterable[Path]) -> Iterator[str]:
+    """The SHA-256 of each readable file (the ingest reports the others)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            yield hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _sync(store, categories: list[str], hashes: Collection[str], delete: bool) -> None:
@@ -175,8 +198,8 @@ def cmd_categories_rename(args, settings: Settings) -> None:
     print(f"renamed category {args.old!r} to {new!r} (and wherever a registered model names it)")
     for other in store.category_counts():
         if other != new and category_form(other) == category_form(new):  # as ingest points out for a new folder
-            print(f"  {new!r} differs from category {other!r} only in case, spaces or underscores: rename one of them "
-                  "if they are one")
+            print(f"  {new!r} differs from category {other!r} only in case, spaces or underscores; if that is a "
+                  f"typo: 'lookalike categories rename {new} NAME' (a rename cannot merge two categories)")
 
 
 def _per_category(counts: dict[str, int]) -> str:

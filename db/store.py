@@ -183,6 +183,15 @@ class Store:
 
     # --- ingest -------------------------------------------------------------------------------
 
+    def holds_any(self, category: str, hashes: Iterable[str]) -> bool:
+        """Whether ``category`` holds a product of one of these pictures (SHA-256)."""
+        wanted = list(set(hashes))
+        with self._session() as session:
+            return any(session.scalar(select(
+                select(Product.id).join(Category, Category.id == Product.category_id)
+                .where(Category.name == category, Product.image_sha256.in_(wanted[start:start + CHUNK])).exists()))
+                for start in range(0, len(wanted), CHUNK))
+
     def known_hashes(self, hashes: Iterable[str]) -> set[str]:
         wanted = list(set(hashes))
         found: set[str] = set()
@@ -679,9 +688,11 @@ def _registry_now(session: Session) -> set[str]:
 
 
 def former_names(conn: Connection) -> dict[str, list[str]]:
-    """Each name a category had before a rename, with the names of the categories that had it, as they are now."""
+    """Each name a category holding products had before a rename, with the names of the categories that had it, as
+    they are now (an emptied category's former names name nothing)."""
     renamed: dict[str, list[str]] = {}
-    for row in conn.execute(select(Category.name, Category.former_names).with_for_update()):
+    holding = select(Product.id).where(Product.category_id == Category.id).exists()
+    for row in conn.execute(select(Category.name, Category.former_names).where(holding).with_for_update()):
         for former in row.former_names or []:
             renamed.setdefault(former, []).append(row.name)
     return renamed

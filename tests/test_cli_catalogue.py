@@ -173,6 +173,16 @@ def test_a_folder_under_its_categorys_former_name_feeds_the_renamed_category(env
     assert "deleted 1 products (High_Heels 1)" in out
     counts = run(capsys, "categories").split()
     assert "Heels" not in counts and counts[counts.index("High_Heels") - 1] == "12"
+    assert '"colour": "Teal"' in run(capsys, "products", "list", "--category", "High_Heels", "--limit", "20")
+    # A folder of that old name with none of the category's pictures is a new category, as its admin may mean:
+    # its sync must not take High_Heels' products for gone.
+    (tmp_path / "other" / "Heels").mkdir(parents=True)
+    for path in sorted((FASHION / "catalogue" / "Sunglasses").glob("*.jpg"))[13:15]:
+        shutil.copy(path, tmp_path / "other" / "Heels" / path.name)
+    out = run(capsys, "ingest", str(tmp_path / "other"), "--sync", "--yes")
+    assert "folder 'Heels' has the name category 'High_Heels' had before a rename, but none of its pictures" in out
+    assert "added 2" in out and "deleted" not in out
+    assert run(capsys, "categories", "show", "High_Heels").startswith("category High_Heels: 12 products")
 
 
 def test_the_model_commands_say_what_to_do_next(env, capsys, trained_model_path, tmp_path, monkeypatch):

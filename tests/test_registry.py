@@ -206,6 +206,8 @@ def test_a_model_registered_after_a_rename_predicts_the_category_under_its_name_
     assert registry.register("v5", "small_cnn", ["Hats", "Straps"]) == ["Belts", "Straps"]
     assert registry.register("v6", "small_cnn", ["Hats", "Belts"]) == ["Hats", "Belts"]  # not "Belts" twice
     assert registry.register("v7", "small_cnn", ["Handbags", "Totes", "Hats"]) == ["Handbags", "Totes", "Belts"]
+    store.delete_category("Totes")  # emptied: its former names name nothing any more
+    assert registry.register("v8", "small_cnn", ["Bags", "Straps"]) == ["Bags", "Straps"]
 
 
 def test_a_version_that_cannot_be_loaded_leaves_the_old_one_serving_and_is_tried_again_later(store):
