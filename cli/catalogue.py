@@ -199,7 +199,7 @@ def cmd_categories_rename(args, settings: Settings) -> None:
     for other in store.category_counts():
         if other != new and category_form(other) == category_form(new):  # as ingest points out for a new folder
             print(f"  {new!r} differs from category {other!r} only in case, spaces or underscores; if that is a "
-                  f"typo: 'lookalike categories rename {new} NAME' (a rename cannot merge two categories)")
+                  f"typo: 'lookalike categories rename {shlex.quote(new)} NAME' (a rename cannot merge two categories)")
 
 
 def _per_category(counts: dict[str, int]) -> str:
