@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, deque
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +72,8 @@ def relabel(files: list[CatalogueFile], mapping: dict[str, str | None]) -> list[
             if (category := mapping.get(f.category, f.category)) is not None]
 
 
-def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | None = None) -> dict[Path, dict]:
+def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | None = None,
+                  also_named: Mapping[str, str] | None = None) -> dict[Path, dict]:
     """Metadata rows joined to catalogue files by file name or id.
 
     A key names a file by its name, its name without extension, or either after its category and a slash
@@ -86,6 +87,8 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         files: the catalogue's files.
         key_column: the column holding the file name or id; by default, the column whose values
             match the most files.
+        also_named: another name of a category, which keys and the category column may use too (the name of its
+            folder, still as the category was called before a rename).
 
     Returns:
         The row (without the key column) of every file that has one.
@@ -101,11 +104,13 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         raise ValueError(f"column {key_column!r} is not in {csv_path}; it has: {', '.join(columns)}")
     if not rows:
         return {}
-    fits = _key_reader(files)
+    spellings = {entry.category: entry.category for entry in files} | {
+        old: new for new, old in (also_named or {}).items()}  # each accepted name → its category
+    fits = _key_reader(files, spellings)
     if key_column is None:
         key_column = max(columns, key=lambda c: sum(bool(fits(_cell(row, c))) for row in rows))
     fitting = [(row, found) for row in rows if (found := fits(_cell(row, key_column)))]
-    category_of = _category_reader(fitting, [c for c in columns if c != key_column], files)
+    category_of = _category_reader(fitting, [c for c in columns if c != key_column], spellings)
     joined: dict[Path, dict] = {}
     ambiguous, contradicting = [], []
     for row, found in fitting:
@@ -130,24 +135,26 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
     return joined
 
 
-def _key_reader(files: list[CatalogueFile]) -> Callable[[str], list[CatalogueFile]]:
+def _key_reader(files: list[CatalogueFile], spellings: Mapping[str, str]) -> Callable[[str], list[CatalogueFile]]:
     """The files a key names: by name, by name without extension, or either after its category and a slash, the
-    category spelt as its folder is or in another case or spacing (then the files of that name in every folder of
-    that form: more than one is an ambiguous key, as a bare id of several categories is)."""
+    category spelt as one of its ``spellings`` is or in another case or spacing (then the files of that name in every
+    category of that form: more than one is an ambiguous key, as a bare id of several categories is)."""
     named: dict[str, list[CatalogueFile]] = {}
-    folders: dict[str, set[str]] = {}  # the folders of each form
+    folders: dict[str, set[str]] = {}  # the spellings of each form
+    for spelling in spellings:
+        folders.setdefault(category_form(spelling), set()).add(spelling)
     for entry in files:
-        folders.setdefault(category_form(entry.category), set()).add(entry.category)
         for name in {entry.path.name, entry.external_id}:
             named.setdefault(name, []).append(entry)
-            named.setdefault(f"{entry.category}/{name}", []).append(entry)
+            for spelling in {spelling for spelling, category in spellings.items() if category == entry.category}:
+                named.setdefault(f"{spelling}/{name}", []).append(entry)
 
     def fits(key: str) -> list[CatalogueFile]:
         if key in named:
             return named[key]
         category, slash, name = key.rpartition("/")
         same = sorted(folders.get(category_form(category), ())) if slash else []
-        return [entry for folder in same for entry in named.get(f"{folder}/{name}", [])]
+        return list({entry.path: entry for folder in same for entry in named.get(f"{folder}/{name}", [])}.values())
     return fits
 
 
@@ -156,19 +163,19 @@ def _cell(row: dict, column: str) -> str:
 
 
 def _category_reader(fitting: list[tuple[dict, list[CatalogueFile]]], columns: list[str],
-                     files: list[CatalogueFile]) -> Callable[[dict], list[str]] | None:
-    """The folder categories each row may name, read from the column that names one for most of the files the rows
-    fit: an exact name, else every folder name of the same form (a row that then fits files of two is ambiguous,
-    never a guess); None when no column does."""
-    exact = {entry.category for entry in files}
+                     spellings: Mapping[str, str]) -> Callable[[dict], list[str]] | None:
+    """The categories each row may name, read from the column that names one for most of the files the rows fit:
+    by one of its spellings exactly, else every category with a spelling of the same form (a row that then fits
+    files of two is ambiguous, never a guess); None when no column does."""
     forms: dict[str, list[str]] = {}
-    for name in sorted(exact):
-        forms.setdefault(category_form(name), []).append(name)
+    for spelling, category in sorted(spellings.items()):
+        if category not in forms.setdefault(category_form(spelling), []):
+            forms[category_form(spelling)].append(category)
 
     def reader(column: str) -> Callable[[dict], list[str]]:
         def categories(row: dict) -> list[str]:
             cell = _cell(row, column)
-            return [cell] if cell in exact else forms.get(category_form(cell), [])
+            return [spellings[cell]] if cell in spellings else forms.get(category_form(cell), [])
         return categories
 
     readers = {column: reader(column) for column in columns}

@@ -30,13 +30,16 @@ def cmd_ingest(args, settings: Settings) -> int:
         raise ValueError(f"--category names the category of files lying directly in {args.catalogue}, and none do: "
                          f"its sub-folders are categories of their own ({', '.join(categories[:5])}"
                          f"{', …' if len(categories) > 5 else ''}); run it without --category")
-    metadata = load_metadata(args.csv, files, args.csv_key) if args.csv else {}
+    store = open_store(settings)
+    renamed = _renamed_folders(store, files, categories, args.category)
+    files = relabel(files, dict(renamed))
+    categories = sorted({f.category for f in files})
+    # A CSV may name a renamed category as its folder still does, or by its name now.
+    metadata = load_metadata(args.csv, files, args.csv_key, {new: old for old, new in renamed.items()}) \
+        if args.csv else {}
     if args.csv:
         print(f"metadata: {len(metadata)} of {len(files)} files have a row in {args.csv}")
-    store = open_store(settings)
     adopt_served_model(settings, store)
-    files = relabel(files, _renamed_folders(store, files, categories, args.category))
-    categories = sorted({f.category for f in files})
     networks = open_networks(settings, store, batch_work=True)
     report = build_loader(settings, store, networks).ingest(files, metadata)
     print(report.summary())
@@ -53,14 +56,14 @@ def cmd_ingest(args, settings: Settings) -> int:
     return 1 if report.rejected else 0
 
 
-def _renamed_folders(store, files, categories: list[str], flat: str | None) -> dict[str, str | None]:
+def _renamed_folders(store, files, categories: list[str], flat: str | None) -> dict[str, str]:
     """Folders still named as a category was before 'categories rename': the renamed category, when the folder
     holds one of its pictures (else the name is taken for a new category, as the admin may mean)."""
     from db.store import renames
 
     with store.engine.connect() as conn:
         candidates = renames(conn, categories)
-    renamed: dict[str, str | None] = {}
+    renamed: dict[str, str] = {}
     for folder, category in candidates.items():
         label = f"the category {folder!r} of the files here" if flat else f"folder {folder!r}"
         if store.holds_any(category, _pictures(entry.path for entry in files if entry.category == folder)):

@@ -165,11 +165,14 @@ def test_a_folder_under_its_categorys_former_name_feeds_the_renamed_category(env
     shutil.copy(new_photo, env / "Heels" / new_photo.name)
     gone = sorted((env / "Heels").glob("*.jpg"))[0]
     gone.unlink()
-    stored = sorted((env / "Heels").glob("*.jpg"))[0].stem
-    (tmp_path / "meta.csv").write_text(f"id,colour\n{new_photo.stem},Teal\n{stored},Red\n")
+    stored = [path.stem for path in sorted((env / "Heels").glob("*.jpg"))[:3]]
+    # Keyed as the folder is named, and as the category is now.
+    (tmp_path / "meta.csv").write_text(f"id,colour\n{new_photo.stem},Teal\nHeels/{stored[0]},Red\n"
+                                       f"high heels/{stored[1]},Blue\n{stored[2]},Green\n")
     out = run(capsys, "ingest", str(env), "--csv", str(tmp_path / "meta.csv"), "--sync", "--yes")
     assert "folder 'Heels' is category 'High_Heels', renamed from it: its files go there" in out
-    assert "added 1, already present 47" in out and "metadata updated 1" in out
+    assert "metadata: 4 of 48 files have a row" in out
+    assert "added 1, already present 47" in out and "metadata updated 3" in out
     assert "deleted 1 products (High_Heels 1)" in out
     counts = run(capsys, "categories").split()
     assert "Heels" not in counts and counts[counts.index("High_Heels") - 1] == "12"
