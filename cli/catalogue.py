@@ -66,7 +66,7 @@ def _renamed_folders(store, files, categories: list[str], flat: str | None) -> d
     renamed: dict[str, str] = {}
     for folder, category in candidates.items():
         label = f"the category {folder!r} of the files here" if flat else f"folder {folder!r}"
-        if store.holds_any(category, _pictures(entry.path for entry in files if entry.category == folder)):
+        if store.known_hashes(_pictures(entry.path for entry in files if entry.category == folder), category):
             renamed[folder] = category
             print(f"{label} is category {category!r}, renamed from it: its files go there")
         else:

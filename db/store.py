@@ -183,22 +183,16 @@ class Store:
 
     # --- ingest -------------------------------------------------------------------------------
 
-    def holds_any(self, category: str, hashes: Iterable[str]) -> bool:
-        """Whether ``category`` holds a product of one of these pictures (SHA-256)."""
-        wanted = list(set(hashes))
-        with self._session() as session:
-            return any(session.scalar(select(
-                select(Product.id).join(Category, Category.id == Product.category_id)
-                .where(Category.name == category, Product.image_sha256.in_(wanted[start:start + CHUNK])).exists()))
-                for start in range(0, len(wanted), CHUNK))
-
-    def known_hashes(self, hashes: Iterable[str]) -> set[str]:
+    def known_hashes(self, hashes: Iterable[str], category: str | None = None) -> set[str]:
+        """Which of these pictures (SHA-256) are stored, as products of ``category`` if given."""
         wanted = list(set(hashes))
         found: set[str] = set()
+        query = select(Product.image_sha256)
+        if category is not None:
+            query = query.join(Category, Category.id == Product.category_id).where(Category.name == category)
         with self._session() as session:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                found.update(session.scalars(select(Product.image_sha256).where(Product.image_sha256.in_(chunk))))
+            for start in range(0, len(wanted), CHUNK):
+                found.update(session.scalars(query.where(Product.image_sha256.in_(wanted[start:start + CHUNK]))))
         return found
 
     def add_products(self, items: Sequence[NewProduct], registered: Collection[str] | None = None
