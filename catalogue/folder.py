@@ -63,7 +63,7 @@ def per_category(files: Iterable[CatalogueFile], count: int,
     return chosen
 
 
-def relabel(files: list[CatalogueFile], mapping: dict[str, str | None]) -> list[CatalogueFile]:
+def relabel(files: list[CatalogueFile], mapping: Mapping[str, str | None]) -> list[CatalogueFile]:
     """Files whose folder label the mapping names get its category; a label mapped to null is dropped.
 
     Lets photos labelled differently (e.g. a clothing data set's ``t-shirt``) train a catalogue category.

@@ -32,7 +32,7 @@ def cmd_ingest(args, settings: Settings) -> int:
                          f"{', …' if len(categories) > 5 else ''}); run it without --category")
     store = open_store(settings)
     renamed = _renamed_folders(store, files, categories, args.category)
-    files = relabel(files, dict(renamed))
+    files = relabel(files, renamed)
     categories = sorted({f.category for f in files})
     # A CSV may name a renamed category as its folder still does, or by its name now.
     metadata = load_metadata(args.csv, files, args.csv_key, {new: old for old, new in renamed.items()}) \

@@ -60,13 +60,19 @@ def test_only_inactive_versions_are_pruned_and_only_on_request(store):
     assert store.vector_counts() == {"v2": 1} and registry.versions() == ["v2"]
 
 
-def test_a_prune_waits_for_an_activation_in_flight_and_keeps_what_it_activated(store, monkeypatch):
+def v1_active_beside_v2(store, external_id: str) -> ModelRegistry:
+    """Two registered versions, v1 active, and one Bags product with a vector of each."""
     registry = ModelRegistry(store)
     for version in ("v1", "v2"):
         registry.register(version, "small_cnn", ["Bags"])
-    store.add_products([product("Bags", "a", [1, 0])])
-    store.put_vectors({store.ids_of(["a"])[0]: np.array([0, 1], np.float32)}, "v2")
+    store.add_products([product("Bags", external_id, [1, 0])])
+    store.put_vectors({store.ids_of([external_id])[0]: np.array([0, 1], np.float32)}, "v2")
     registry.activate("v1")
+    return registry
+
+
+def test_a_prune_waits_for_an_activation_in_flight_and_keeps_what_it_activated(store, monkeypatch):
+    registry = v1_active_beside_v2(store, "a")
     checking, resume = threading.Event(), threading.Event()
 
     def held(version):  # the activation pauses inside its transaction, at its check of the vectors
@@ -92,12 +98,7 @@ def test_a_prune_waits_for_an_activation_in_flight_and_keeps_what_it_activated(s
 def test_a_prune_waits_for_an_ingest_batch_in_flight_and_deletes_its_vectors_too(store, monkeypatch):
     """The batch checked the registry inside its transaction; a prune committing in between must not leave it
     storing vectors of a version nothing lists."""
-    registry = ModelRegistry(store)
-    for version in ("v1", "v2"):
-        registry.register(version, "small_cnn", ["Bags"])
-    store.add_products([product("Bags", "stored", [1, 0])])
-    store.put_vectors({store.ids_of(["stored"])[0]: np.array([0, 1], np.float32)}, "v2")
-    registry.activate("v1")
+    registry = v1_active_beside_v2(store, "stored")
     item = product("Bags", "a", [1, 0])  # of a stored category: the batch creates none
     item.vectors["v2"] = np.array([0, 1], np.float32)
     checked, resume = threading.Event(), threading.Event()
