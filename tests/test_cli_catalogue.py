@@ -177,6 +177,10 @@ def test_a_folder_under_its_categorys_former_name_feeds_the_renamed_category(env
     counts = run(capsys, "categories").split()
     assert "Heels" not in counts and counts[counts.index("High_Heels") - 1] == "12"
     assert '"colour": "Teal"' in run(capsys, "products", "list", "--category", "High_Heels", "--limit", "20")
+    # A flat folder given the former name as its category, the same.
+    out = run(capsys, "ingest", str(env / "Heels"), "--category", "Heels")
+    assert "the category 'Heels' of the files here is category 'High_Heels', renamed from it" in out
+    assert "already present 12" in out
     # A folder of that old name with none of the category's pictures is a new category, as its admin may mean:
     # its sync must not take High_Heels' products for gone.
     (tmp_path / "other" / "Heels").mkdir(parents=True)
