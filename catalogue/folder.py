@@ -91,7 +91,7 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
             folder, still as the category was called before a rename).
 
     Returns:
-        The row (without the key column) of every file that has one.
+        The row (without the key column and cells it lacks) of every file that has one: strings.
 
     Raises:
         ValueError: ``key_column`` is not a column, keys fit several files, or a file has rows that differ.
@@ -119,9 +119,10 @@ def load_metadata(csv_path: Path, files: list[CatalogueFile], key_column: str | 
         if len(found) > 1:
             ambiguous.append(f"{_cell(row, key_column)} ({', '.join(str(entry.path) for entry in found)})")
         elif found:
-            values = {k: v for k, v in row.items() if k != key_column and k is not None}
+            # A row shorter than the header has no value for its last columns (None): they are left out.
+            values = {k: v for k, v in row.items() if k != key_column and k is not None and v is not None}
             first = joined.setdefault(found[0].path, values)
-            if any(_cell(first, k) != _cell(values, k) for k in values):  # the same cells twice are harmless
+            if any(_cell(first, k) != _cell(values, k) for k in first | values):  # the same cells twice are harmless
                 contradicting.append(str(found[0].path))
     if ambiguous:
         examples = list(dict.fromkeys(ambiguous))[:3]  # a key on several rows is one example
@@ -159,7 +160,8 @@ def _key_reader(files: list[CatalogueFile], spellings: Mapping[str, str]) -> Cal
 
 
 def _cell(row: dict, column: str) -> str:
-    return (row[column] or "").strip()
+    """A cell's text, stripped; a cell the row lacks (a short row, the rows joined) is empty."""
+    return (row.get(column) or "").strip()
 
 
 def _category_reader(fitting: list[tuple[dict, list[CatalogueFile]]], columns: list[str],

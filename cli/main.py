@@ -102,9 +102,7 @@ def format_result(result) -> str:
     if not result.matches:
         lines.append("  (no stored products in the searched categories: 'lookalike categories' lists those stored)")
     elif result.weak:
-        lines.append(f"nothing in the catalogue looks much like this image: the best match is only "
-                     f"{result.matches[0].similarity:.0f} % similar (a match is close from "
-                     f"{result.policy.min_similarity:.0f} %)")
+        lines.append(f"nothing in the catalogue looks much like this image: {result.weak_reason}")
     lines.append("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()))
     return "\n".join(lines)
 

@@ -72,6 +72,8 @@ def complaint(name: str, error: ErrorDetails) -> str:
 
     Our own errors' messages say ``must …``; pydantic's are reworded by ``WORDS`` or quoted.
     """
+    if error["type"] == "missing":  # its input is the whole object, which says nothing
+        return f"{name} is required"
     message = error["msg"]
     words = WORDS.get(error["type"], message if message.startswith("must ") else f"is invalid ({message})")
     return f"{name} {words}, got {reprlib.repr(error['input'])}"

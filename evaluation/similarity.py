@@ -50,7 +50,7 @@ def best_matches(service: SearchService, folder: str, files: Sequence[CatalogueF
         raise ValueError(f"no readable photos in {folder}")
     results = [result for start in range(0, len(pictures), batch_size)
                for result in service.search_images(pictures[start:start + batch_size], k=1)]
-    return BestMatches(folder, np.array([r.matches[0].similarity if r.matches else 0.0 for r in results]),
+    return BestMatches(folder, np.array([r.best_similarity or 0.0 for r in results]),
                        np.array([r.weak for r in results], bool),
                        threshold(service.policy.min_similarity, service.model.min_similarity))
 

@@ -111,7 +111,7 @@ def decode_image(data: bytes, max_pixels: int, target_size: int | None = None) -
     except ImageError:
         raise
     except UnidentifiedImageError as e:
-        raise NotAnImage(f"not a readable image (send a {ACCEPTED} picture)") from e
+        raise NotAnImage(f"the file is no {ACCEPTED} picture") from e
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"the image is too large to decode safely (limit {max_pixels:,} pixels)") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:

@@ -32,7 +32,7 @@ from search.parameters import SearchError, SearchParameters
 from search.policy import SearchPolicy
 from search.safety_net import cover, goes_first, reach
 from search.voting import blend, vote
-from search.weak_match import is_weak
+from search.weak_match import is_weak, reason
 
 # Where the searched region came from (``SearchResult.box_source``).
 WHOLE, SHOPPER, LOCALISED = "whole photo", "shopper", "localised"
@@ -106,11 +106,26 @@ class SearchResult:
         return reach(self.policy.exact_distance, self.metric)
 
     @property
+    def best_similarity(self) -> float | None:
+        """The most similar match's similarity: not always the first's, as merging weighs the categories'
+        probabilities too (``search.merging``). None without matches."""
+        return max((match.similarity for match in self.matches), default=None)
+
+    @property
     def weak(self) -> bool:
         """Even the best match is not close: nothing in the catalogue looks much like the query."""
         applied = self.policy.min_similarity
         assert applied is not None, "SearchService.answer settles the threshold"
-        return is_weak(self.matches[0].similarity if self.matches else None, applied)
+        return is_weak(self.best_similarity, applied)
+
+    @property
+    def weak_reason(self) -> str | None:
+        """Why the match is weak, in words (None when it is not, or nothing was found): the page and the command
+        line say the same."""
+        if not self.weak or self.best_similarity is None:
+            return None
+        assert self.policy.min_similarity is not None, "SearchService.answer settles the threshold"
+        return reason(self.best_similarity, self.policy.min_similarity)
 
     def without_pixels(self) -> SearchResult:
         """This result without the picture and the network input, which are nearly all of its memory."""

@@ -6,13 +6,23 @@ the catalogue looks much like the photo (the page, the API and the command line 
 """
 from __future__ import annotations
 
+import math
+
 from config.settings import FALLBACK_MIN_SIMILARITY
 
 
 def is_weak(best_similarity: float | None, min_similarity: float) -> bool:
-    """True when there is no result (``best_similarity`` None) or the first one is under ``min_similarity``
-    (both percent)."""
+    """True when there is no result (``best_similarity`` None) or even the most similar one is under
+    ``min_similarity`` (both percent)."""
     return best_similarity is None or best_similarity < min_similarity
+
+
+def reason(best_similarity: float, min_similarity: float) -> str:
+    """Why a match is weak, in words: the best match's similarity rounded down and the threshold up, to one decimal,
+    so a weak match never reads as close as the threshold."""
+    best = math.floor(round(best_similarity * 10, 6)) / 10  # round first: 84.9 × 10 is 849.0000000000001
+    close = math.ceil(round(min_similarity * 10, 6)) / 10
+    return f"the best match is only {best:.1f} % similar (a match is close from {close:.1f} %)"
 
 
 def threshold(setting: float | None, calibrated: float | None) -> float:

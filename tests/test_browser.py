@@ -136,6 +136,25 @@ def test_move_the_box_and_search_that_part_again(page, live_url, fashion_slice):
 
 
 @pytest.mark.slow
+def test_a_results_page_searches_a_box_of_its_own_photo_not_one_kept_since(page, live_url, fashion_slice):
+    first, second = sorted((fashion_slice / "Heels").glob("*.jpg"))[3:5]  # two photos of one size, 60 × 80 px
+    context = page.context.browser.new_context()  # one browser profile, two tabs: one IndexedDB
+    tab, other = context.new_page(), context.new_page()
+    for shown, photo in ((tab, first), (other, second)):
+        shown.goto(live_url + "/")
+        shown.set_input_files("#image", str(photo))
+        shown.click("button[type=submit]")
+        shown.wait_for_selector("#box-form:not([hidden])")
+    tab.click("#review-link")
+    tab.go_back()  # the first tab's results page, drawn again, after the other tab kept its photo
+    tab.wait_for_selector("#results")
+    tab.wait_for_timeout(500)  # app.js has read the kept photo
+    kept = tab.evaluate("document.querySelector('#box-form input[type=file]')?.files[0]?.name ?? null")
+    context.close()
+    assert kept in (None, first.name)  # never the other tab's photo: at worst, the box cannot be searched
+
+
+@pytest.mark.slow
 def test_a_bad_upload_shows_the_reason(page, live_url, tmp_path):
     bad = tmp_path / "photo.jpg"
     bad.write_text("this is not a picture")

@@ -113,7 +113,7 @@ def test_a_file_that_is_no_picture_at_all_does_not_hold_the_sync_back(env, capsy
     gone = sorted((env / "Heels").glob("*.jpg"))[0]
     gone.unlink()
     out = run(capsys, "ingest", str(env), "--sync", "--yes", status=1)  # 1: a file was rejected
-    assert "notes.txt: not a readable image" in out and "deleted 1 products (Heels 1)" in out
+    assert "notes.txt: the file is no JPEG, PNG, WebP or GIF picture" in out and "deleted 1 products (Heels 1)" in out
     assert run(capsys, "categories", "show", "Heels").startswith("category Heels: 11 products")
 
 

@@ -108,6 +108,10 @@ def test_slow_senders_do_not_stop_the_production_server(tmp_path, trained_model,
             # One address past nginx's cap: 8 of its bodies are trickling, 15 more make 23 > 20.
             with Tricklers(proxy_url, "127.0.0.3").start(bodies=15) as crowd:
                 time.sleep(SETTLE_SECONDS)
+        # A body over nginx's own limit: its answer comes in the app's forms, JSON for the API and a page for people.
+        too_large = {"image": ("big.jpg", b"\xff" * (12 << 20))}
+        api, page = (requests.post(proxy_url + path, files=too_large, timeout=ANSWER_WITHIN)
+                     for path in ("/api/search", "/search"))
 
     slowest_search = max(seconds for _, seconds in searches)
     with capsys.disabled():
@@ -120,3 +124,7 @@ def test_slow_senders_do_not_stop_the_production_server(tmp_path, trained_model,
         assert response.status_code == 200 and response.json()["results"][0]["external_id"] == photo.stem
     assert bodies_answered == [], "nginx answered or dropped a body still trickling in"
     assert crowd.answered and all("503" in what for what in crowd.answered), crowd.answered
+    assert api.status_code == 413 and api.json() == {
+        "error": "the upload is larger than this server takes (11 MiB)", "status": 413}
+    assert page.status_code == 413 and page.headers["Content-Type"].startswith("text/html")
+    assert "That did not work" in page.text and "larger than this server takes" in page.text

@@ -22,7 +22,7 @@ from tests.images import corrupt_avif, corrupt_blp, dds_with_unknown_flags, enco
 
 ENDPOINTS = {"page": "/search", "api": "/api/search"}
 NOT_AN_IMAGE = "not a usable image"
-NOT_ACCEPTED = "send a JPEG, PNG, WebP or GIF picture"
+NOT_ACCEPTED = "not a usable image: the file is no JPEG, PNG, WebP or GIF picture"
 NO_FILE = "multipart file field 'image'"
 WHOLE_NUMBER = "k must be a whole number"
 
@@ -134,6 +134,11 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
         Case("two images in one search", 400, "one image a search: the request has 2",
              files={"image": [(data, "a.jpg"), (data, "b.jpg")]}),
         Case("plain-text body", 400, NO_FILE, raw=("text/plain", b"image=photo.jpg")),
+        Case("multipart file name not UTF-8", 400, "the multipart form could not be read ('utf-8' codec",
+             raw=("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="image"; '
+                  b'filename="caf\xe9.jpg"\r\nContent-Type: image/jpeg\r\n\r\n' + data + b"\r\n--b--\r\n")),
+        Case("multipart without its boundary", 400, "the multipart form could not be read",
+             raw=("multipart/form-data", b"--b\r\n\r\n--b--\r\n")),
         photo_case("unknown parameter", 400, "unknown parameter(s): colour", data, colour="red"),
         photo_case("k = 0", 400, "k must be between 1 and 500", data, k="0"),
         photo_case("k = 501", 400, "k must be between 1 and 500", data, k="501"),
@@ -145,12 +150,15 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
         photo_case("k with an underscore", 400, WHOLE_NUMBER, data, k="1_0"),
         photo_case("k with spaces", 400, WHOLE_NUMBER, data, k=" 7 "),
         photo_case("unknown metric", 400, "metric must be one of", data, metric="manhattan"),
+        photo_case("k given twice", 400, "k given more than once", data, k=["3", "7"]),
         photo_case("unknown scope", 400, "scope must be one of", data, scope="galaxy"),
         # JSON bodies (the API only)
         Case("JSON without image_url", 400, "'image_url' string", raw=("application/json", b'{"url": "x"}'),
              api_only=True),
         Case("malformed JSON", 400, "'image_url' string", raw=("application/json", b'{"image_url": '),
              api_only=True),
+        Case("JSON with an empty image_url", 400, "image_url is required",
+             raw=("application/json", b'{"image_url": ""}'), api_only=True),
         Case("JSON array", 400, "'image_url' string", raw=("application/json", b'["http://example.com/a.jpg"]'),
              api_only=True),
         Case("JSON image_url not http(s)", 400, "http or https",

@@ -22,9 +22,9 @@ LIMIT = DEFAULTS.max_image_pixels
 
 @pytest.mark.parametrize("data, message", [
     (b"", "empty"),
-    (b"hello, I am a text file", "not a readable image"),
-    (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "not a readable image"),
-    (b"<html><body>hi</body></html>", "not a readable image"),
+    (b"hello, I am a text file", "no JPEG, PNG, WebP or GIF picture"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "no JPEG, PNG, WebP or GIF picture"),
+    (b"<html><body>hi</body></html>", "no JPEG, PNG, WebP or GIF picture"),
     (encode(gradient(200, 200))[:300], "truncated or corrupt"),
     (png_declaring(30000, 30000), "too large"),
 ])
@@ -151,7 +151,7 @@ def test_a_side_longer_than_the_limit_is_refused():
     dds_with_unknown_flags(), corrupt_avif(), corrupt_blp(),
 ], ids=["tiff", "bmp", "avif", "dds with unknown flags", "corrupt avif", "corrupt blp"])
 def test_only_the_web_formats_are_accepted(data):
-    with pytest.raises(ImageError, match="send a JPEG, PNG, WebP or GIF picture"):
+    with pytest.raises(ImageError, match="the file is no JPEG, PNG, WebP or GIF picture"):
         decode_image(data, LIMIT)
 
 

@@ -1,5 +1,7 @@
 """Policies passed per search: one forward pass answered under several policies (the evaluation's sweeps), and one
 weak-match verdict for the page, the API and the command line."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -77,6 +79,17 @@ def test_the_command_line_says_what_the_page_says_about_a_weak_match(service, mi
     result = service.search_images([Image.new("RGB", (8, 8))], policy=SearchPolicy(min_similarity=min_similarity))[0]
     assert result.weak is weak
     assert ("nothing in the catalogue looks much like this image" in format_result(result)) is weak
+
+
+def test_a_weak_match_judges_the_most_similar_result_not_the_first(service):
+    # Merging puts a1 (82.0 %), of the more probable category, before b1 (84.9 %): b1 is the best match.
+    policy = SearchPolicy(tau=0.9, merge_weight=0.5, vote_weight=0.0, exact_distance=0.0, min_similarity=83.0)
+    result = service.search_images([Image.new("RGB", (8, 8))], policy=policy)[0]
+    assert names(result) == ["a1", "b1", "b2"]
+    assert result.best_similarity == pytest.approx(84.875, abs=1e-3) and not result.weak
+    weak = service.search_images([Image.new("RGB", (8, 8))], policy=replace(policy, min_similarity=84.9))[0]
+    # 84.875 under 84.9: rounded down and up, never "84.9 % similar (a match is close from 84.9 %)".
+    assert "the best match is only 84.8 % similar (a match is close from 84.9 %)" in format_result(weak)
 
 
 @pytest.mark.parametrize("setting, calibrated, applied", [(None, 90.0, 90.0), (None, 80.0, 80.0), (80.0, 90.0, 80.0),

@@ -5,6 +5,9 @@ import re
 import threading
 from dataclasses import replace
 
+import pytest
+
+from model.gallery import GALLERY_VIEWS
 from webapp import create_app
 from webapp.openapi import openapi_document
 
@@ -33,13 +36,44 @@ def test_api_search_by_upload(client, fashion_slice):
     page = review.get_data(as_text=True)
     assert "0.5 · classifier + 0.5 · vote" in page  # the category step, with its parts
     text = " ".join(page.split())
-    assert "mean embedding of 4 augmented views" in text  # how the stored vector was made
+    assert f"mean embedding of {GALLERY_VIEWS} augmented views" in text  # how the stored vector was made
     assert "The neighbours' vote reads the photo's own embedding" in text
+
+
+def test_the_reviewer_page_writes_out_the_distance_its_metric_ranks_by(client, fashion_slice):
+    body = upload(client, catalogue_photo(fashion_slice, "Heels").read_bytes(), metric="cosine").get_json()
+    text = " ".join(client.get(body["review_url"]).get_data(as_text=True).split())
+    written = re.search(r"the cosine distance 1 − q·x / \(\|q\|\|x\|\) = ([0-9.]+)", text)
+    assert written and float(written.group(1)) == pytest.approx(body["results"][0]["distance"], abs=1e-4)
+    euclidean = upload(client, catalogue_photo(fashion_slice, "Heels").read_bytes()).get_json()
+    assert 'id="cosine-distance"' not in client.get(euclidean["review_url"]).get_data(as_text=True)
+
+
+def test_the_reviewer_page_prints_the_settings_as_set(web_settings, web_service, fashion_slice):
+    client = create_app(replace(web_settings, vote_weight=0.7, trace_ttl_seconds=45), web_service).test_client()
+    body = upload(client, catalogue_photo(fashion_slice).read_bytes()).get_json()
+    text = " ".join(client.get(body["review_url"]).get_data(as_text=True).split())
+    assert "p = 0.3 · classifier + 0.7 · vote" in text  # not 0.30000000000000004
+    assert "Kept in memory for 45 seconds" in text  # not "0 minutes"
+    # A results page's address, bookmarked: a new search, not "the method is not allowed".
+    again = client.get("/search")
+    assert again.status_code == 302 and again.headers["Location"] == "/"
+
+
+def test_each_parameter_is_read_once_and_from_one_place(client, fashion_slice):
+    photo = catalogue_photo(fashion_slice).read_bytes()
+    both = client.post("/api/search?k=7", data={"image": (io.BytesIO(photo), "photo.jpg"), "k": "3"},
+                       content_type="multipart/form-data")
+    assert both.status_code == 400 and both.get_json()["error"].startswith("k given more than once")
+    url = client.post("/api/search?k=3", json={"image_url": "http://example.com/a.jpg"})
+    assert url.status_code == 400 and url.get_json()["error"].endswith("not in the URL: k")
 
 
 def test_shopper_page_and_results(client, fashion_slice):
     page = client.get("/")
     assert page.status_code == 200 and b'name="image"' in page.data and b'capture="environment"' in page.data
+    icon = re.search(r'rel="icon" href="([^"]+)"', page.get_data(as_text=True))
+    assert icon and client.get(icon.group(1)).status_code == 200  # no 404 for /favicon.ico in the console
     photo = catalogue_photo(fashion_slice, "Heels")
     response = upload(client, photo.read_bytes(), url="/search")
     html = response.get_data(as_text=True)
@@ -133,6 +167,7 @@ def test_a_weak_best_match_is_said_plainly(web_settings, web_service, fashion_sl
     photo = catalogue_photo(fashion_slice)
     html = upload(strict, photo.read_bytes(), url="/search").get_data(as_text=True)
     assert 'id="weak"' in html and "Nothing in the catalogue looks much like this photo" in html
+    assert "(a match is close from 100.5 %)." in html
     assert upload(strict, photo.read_bytes()).get_json()["weak_match"] is True
 
 

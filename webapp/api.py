@@ -13,7 +13,7 @@ from webapp.fetching import fetch_url
 from webapp.openapi import openapi_document
 from webapp.shop import PRODUCT_ID
 from webapp.state import lookalike
-from webapp.uploads import read_file, read_json
+from webapp.uploads import UploadError, read_file, read_json, text_fields
 
 blueprint = Blueprint("api", __name__)
 
@@ -23,6 +23,9 @@ def search():
     settings = lookalike().settings
     params: SearchParameters
     if request.is_json:
+        if request.args:  # only the body is read
+            raise UploadError(400, f"with a JSON body, send the parameters in it, not in the URL: "
+                                   f"{', '.join(request.args)}")
         params = schemas.UrlSearch.read(read_json(request.get_data(cache=False)))
         lookalike().service.check(**params.given())  # before the download, which can take seconds
         image = fetch_url(params.image_url, settings.max_upload_bytes, settings.url_timeout_seconds,
@@ -30,7 +33,7 @@ def search():
     else:
         # The file first: an 'image' sent as a text field is a missing file, not an unknown parameter.
         image = read_file(request.files.getlist("image"), settings.max_upload_bytes)
-        params = SearchParameters.read(request.values.to_dict())
+        params = SearchParameters.read(text_fields(request.values))
     return schemas.answer(result_body(search_and_trace(image, params.given())))
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from search.localisation import MARGIN
 from webapp.state import lookalike
+from webapp.traces import kept_for
 
 blueprint = Blueprint("review", __name__)
 
@@ -23,7 +24,7 @@ def trace(trace_id: str):
     except SQLAlchemyError:  # the database is away: the page, kept in memory, still serves, without those marks
         deleted = set()
     return render_template("review.html", trace=found, settings=lookalike().settings, margin=MARGIN,
-                           deleted=deleted)
+                           deleted=deleted, kept=kept_for(lookalike().settings.trace_ttl_seconds))
 
 
 @blueprint.get("/review/<trace_id>/upload.jpg")
@@ -50,7 +51,7 @@ def _trace(trace_id: str):
     found = lookalike().traces.get(trace_id)
     if found is None:
         abort(404, description="this search is no longer available: searches are kept in memory for "
-                               f"{lookalike().settings.trace_ttl_seconds // 60} minutes only")
+                               f"{kept_for(lookalike().settings.trace_ttl_seconds)} only")
     return found
 
 

@@ -1,14 +1,16 @@
 """The shopper's pages: upload a photo, see the closest products; and product images from the database."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template, request
+import hashlib
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from werkzeug.routing import IntegerConverter, Map
 
 from db.schema import LARGEST_ID
 from search.parameters import MAX_K, SearchParameters
 from webapp.answers import search_and_trace
 from webapp.state import lookalike
-from webapp.uploads import read_file
+from webapp.uploads import read_file, text_fields
 
 blueprint = Blueprint("shop", __name__)
 
@@ -34,17 +36,31 @@ def limits() -> dict:
     return {"max_k": MAX_K}
 
 
+@blueprint.app_template_filter("label")
+def label(category: str) -> str:
+    """A category's name as a shopper reads it: folder names join words with underscores (Casual_Shoes)."""
+    return " ".join(category.replace("_", " ").split())
+
+
 @blueprint.get("/")
 def index():
     return render_template("index.html", settings=lookalike().settings)
+
+
+@blueprint.get("/search")
+def search_again():
+    """A results page's address, bookmarked or shared: the results were for one upload, so start a new search."""
+    return redirect(url_for("shop.index"))
 
 
 @blueprint.post("/search")
 def search():
     settings = lookalike().settings
     image = read_file(request.files.getlist("image"), settings.max_upload_bytes)  # first, as the API does
-    trace = search_and_trace(image, SearchParameters.read(request.form.to_dict()).given())
-    return render_template("results.html", trace=trace, settings=settings)
+    trace = search_and_trace(image, SearchParameters.read(text_fields(request.form)).given())
+    # The page names the uploaded bytes, so app.js searches a box of this photo, not of another kept since.
+    return render_template("results.html", trace=trace, settings=settings, upload_bytes=len(image),
+                           upload_sha256=hashlib.sha256(image).hexdigest())
 
 
 @blueprint.get(f"/products/<{PRODUCT_ID}>/image")

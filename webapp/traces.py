@@ -37,6 +37,17 @@ class Trace:
                 + MATCH_BYTES * len(self.result.matches))
 
 
+def kept_for(seconds: int) -> str:
+    """How long a trace is kept, in words: "45 seconds", "1 minute", "30 minutes".
+
+    Example:
+        >>> kept_for(45), kept_for(60), kept_for(1800), kept_for(90)
+        ('45 seconds', '1 minute', '30 minutes', '90 seconds')
+    """
+    count, unit = (seconds // 60, "minute") if seconds % 60 == 0 else (seconds, "second")
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
 class TraceStore:
     """Traces of at most ``max_bytes`` in all, each kept ``ttl`` seconds; the oldest go first.
 

@@ -8,8 +8,9 @@ import io
 import json
 
 from flask import Request
-from werkzeug.datastructures import FileStorage
+from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 
 
 class UploadError(Exception):
@@ -29,9 +30,17 @@ class InMemoryRequest(Request):
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         return io.BytesIO()
 
+    def make_form_data_parser(self) -> FormDataParser:
+        parser = super().make_form_data_parser()
+        parser.silent = False  # Werkzeug's default drops a form it cannot read, and the image seems missing
+        return parser
+
     def _load_form_data(self) -> None:
         try:
             super()._load_form_data()
+        except ValueError as e:  # a part's header not UTF-8, no boundary, a truncated part, …
+            raise UploadError(400, f"the multipart form could not be read ({e}): send the photo as the multipart "
+                                   "file field 'image'") from None
         except RequestEntityTooLarge as e:
             if self.content_length is not None and self.content_length <= (self.max_content_length or 0):
                 # Werkzeug's form limits, not the size of the request: say so, not "the image is too large".
@@ -51,6 +60,19 @@ def read_file(files: list[FileStorage], max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise UploadError(413, f"the image is larger than the limit of {max_bytes:,} bytes")
     return data
+
+
+def text_fields(values: MultiDict) -> dict[str, str]:
+    """A request's text parameters, each given once.
+
+    Raises:
+        UploadError: 400 for a parameter given more than once (in the form, or in the form and the URL): which one
+            counts would be a guess.
+    """
+    repeated = sorted(name for name, given in values.lists() if len(given) > 1)
+    if repeated:
+        raise UploadError(400, f"{', '.join(repeated)} given more than once: give each parameter once")
+    return values.to_dict()
 
 
 def read_json(body: bytes) -> dict:

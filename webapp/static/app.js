@@ -142,25 +142,30 @@ window.lookalikePhoto = (function () {
   window.addEventListener("resize", draw);
   if (photo.complete) draw();
 
-  // Searching again needs the photo itself: the one this browser kept, if it is this search's (same size).
-  window.lookalikePhoto.last().then((file) => {
-    if (!file) return;
-    const url = URL.createObjectURL(file);
-    const probe = new Image();
-    probe.onload = () => {
-      if (probe.naturalWidth !== width || probe.naturalHeight !== height) return;
-      photo.src = url;  // full resolution, from this browser
-      const upload = document.createElement("input");
-      upload.type = "file";
-      upload.name = "image";
-      upload.hidden = true;
-      const files = new DataTransfer();
-      files.items.add(file);
-      upload.files = files.files;
-      form.prepend(upload);
-      form.hidden = false;
-      frame.classList.add("editable");
-    };
-    probe.src = url;
-  }).catch(() => {});  // no IndexedDB (a private window, say): the box is shown, not editable
+  // Whether a kept photo is this page's upload: the same bytes. Another tab, or a later search, may have kept
+  // another photo of the same size since. SHA-256 where the browser offers it (HTTPS, or this machine); else the
+  // length alone.
+  function isThisUpload(file) {
+    if (file.size !== Number(frame.dataset.bytes)) return Promise.resolve(false);
+    if (!window.crypto || !window.crypto.subtle) return Promise.resolve(true);
+    return file.arrayBuffer().then((data) => window.crypto.subtle.digest("SHA-256", data)).then((digest) =>
+      Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("")
+        === frame.dataset.sha256);
+  }
+
+  // Searching again needs the photo itself: the one this browser kept, if it is this search's.
+  window.lookalikePhoto.last().then((file) => file && isThisUpload(file).then((same) => {
+    if (!same) return;  // the box is shown, not editable
+    photo.src = URL.createObjectURL(file);  // full resolution, from this browser
+    const upload = document.createElement("input");
+    upload.type = "file";
+    upload.name = "image";
+    upload.hidden = true;
+    const files = new DataTransfer();
+    files.items.add(file);
+    upload.files = files.files;
+    form.prepend(upload);
+    form.hidden = false;
+    frame.classList.add("editable");
+  })).catch(() => {});  // no IndexedDB (a private window, say): the box is shown, not editable
 })();
