@@ -265,7 +265,7 @@ def test_settings_and_secrets_come_from_the_environment_only():
 # Every route the app has, and nothing else: anything that changes the catalogue is on the command line only.
 PRODUCT = "<product_id:product_id>"  # webapp.shop.ProductIdConverter: the store's signed 64-bit ids
 PUBLIC_ROUTES = {
-    ("/", "GET"), ("/search", "POST"), (f"/products/{PRODUCT}/image", "GET"),
+    ("/", "GET"), ("/search", "GET"), ("/search", "POST"), (f"/products/{PRODUCT}/image", "GET"),
     ("/review/<trace_id>", "GET"), ("/review/<trace_id>/upload.jpg", "GET"),
     ("/review/<trace_id>/<any(heatmap, crop):name>.jpg", "GET"),
     ("/api/search", "POST"), (f"/api/products/{PRODUCT}", "GET"), ("/api/categories", "GET"),
