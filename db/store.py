@@ -356,7 +356,7 @@ class Store:
             raise ValueError(f"category {category!r} holds vectors of several sizes {sorted(dims)} for one model")
         ids = np.fromiter((row.product_id for row in rows), dtype=np.int64, count=len(rows))
         dim = dims.pop()
-        products = {row.product_id: ProductInfo(row.product_id, row.external_id, row.name, row.metadata_ or {},
+        products = {row.product_id: ProductInfo(row.product_id, row.external_id, row.name, _metadata(row.metadata_),
                                                 row.width, row.height) for row in rows}
         return CategoryVectors(rows[0].revision, ids, decode_vectors([row.vector for row in rows], dim),
                                decode_vectors([row.voter for row in rows], dim), products)
@@ -369,7 +369,7 @@ class Store:
                        Product.width, Product.height)
                 .join(Category, Category.id == Product.category_id)
                 .where(Product.id.in_(wanted[start:start + CHUNK]))).all()]
-        return {row.id: ProductInfo(row.id, row.external_id, row.name, row.metadata_ or {}, row.width, row.height)
+        return {row.id: ProductInfo(row.id, row.external_id, row.name, _metadata(row.metadata_), row.width, row.height)
                 for row in rows}
 
     def image(self, product_id: int) -> tuple[bytes, str] | None:
@@ -411,7 +411,7 @@ class Store:
             query = query.where(Category.name == category)
         with self._session() as session:
             rows = session.execute(query).all()
-        return [ProductInfo(row.id, row.external_id, row.name, row.metadata_ or {}, row.width, row.height)
+        return [ProductInfo(row.id, row.external_id, row.name, _metadata(row.metadata_), row.width, row.height)
                 for row in rows]
 
     def product_detail(self, product_id: int) -> ProductDetail:
@@ -679,6 +679,12 @@ def _registry_now(session: Session) -> set[str]:
     shared, so writers run side by side while a prune or a registration either committed before (and is seen here)
     or waits for the writer (and a prune then deletes its vectors too); on SQLite the writer holds the write lock."""
     return set(session.scalars(select(ModelVersion.version).with_for_update(read=True)))
+
+
+def _metadata(stored: dict | None) -> dict[str, str]:
+    """A product's metadata, text only: the loader of before 2026-12-08 stored a short CSV row's missing cells as
+    null, which the API's answers (strings) would refuse; they are left out, as the loader leaves them out now."""
+    return {key: str(value) for key, value in (stored or {}).items() if value is not None}
 
 
 def former_names(conn: Connection) -> dict[str, list[str]]:

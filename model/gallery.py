@@ -10,7 +10,7 @@ views finds the exact product hardly more often. The neighbours' vote for the qu
 own embedding, stored beside the vector: voting on the vectors with views costs about a point of category. Only
 ingest pays: 1 + ``GALLERY_VIEWS`` forward passes a product, none more for a search. The views are seeded by the
 photo's SHA-256, so re-embedding a product gives the same vectors. The model card says how many views its vectors
-take (older models: 4, or none, and then both vectors are the photo's embedding).
+take: 4 for models trained before 2026-12-08, none for older ones (both vectors are then the photo's embedding).
 """
 from __future__ import annotations
 

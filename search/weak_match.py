@@ -6,8 +6,6 @@ the catalogue looks much like the photo (the page, the API and the command line 
 """
 from __future__ import annotations
 
-import math
-
 from config.settings import FALLBACK_MIN_SIMILARITY
 
 
@@ -18,11 +16,20 @@ def is_weak(best_similarity: float | None, min_similarity: float) -> bool:
 
 
 def reason(best_similarity: float, min_similarity: float) -> str:
-    """Why a match is weak, in words: the best match's similarity rounded down and the threshold up, to one decimal,
-    so a weak match never reads as close as the threshold."""
-    best = math.floor(round(best_similarity * 10, 6)) / 10  # round first: 84.9 × 10 is 849.0000000000001
-    close = math.ceil(round(min_similarity * 10, 6)) / 10
-    return f"the best match is only {best:.1f} % similar (a match is close from {close:.1f} %)"
+    """Why a match is weak, in words: both figures to one decimal, as the results show similarities, or to as many
+    more as it takes (up to 4) for a weak match not to read as close as the threshold.
+
+    Example:
+        >>> reason(41.1, 45.86)
+        'the best match is only 41.1 % similar (a match is close from 45.9 %)'
+        >>> reason(45.86, 45.87)
+        'the best match is only 45.86 % similar (a match is close from 45.87 %)'
+    """
+    digits = 1
+    while digits < 4 and f"{best_similarity:.{digits}f}" == f"{min_similarity:.{digits}f}":
+        digits += 1
+    return (f"the best match is only {best_similarity:.{digits}f} % similar "
+            f"(a match is close from {min_similarity:.{digits}f} %)")
 
 
 def threshold(setting: float | None, calibrated: float | None) -> float:

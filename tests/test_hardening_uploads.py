@@ -134,10 +134,10 @@ def build_cases(photo, other_photo, max_upload_bytes: int) -> list[Case]:
         Case("two images in one search", 400, "one image a search: the request has 2",
              files={"image": [(data, "a.jpg"), (data, "b.jpg")]}),
         Case("plain-text body", 400, NO_FILE, raw=("text/plain", b"image=photo.jpg")),
-        Case("multipart file name not UTF-8", 400, "the multipart form could not be read ('utf-8' codec",
+        Case("multipart file name not UTF-8", 400, "the form could not be read ('utf-8' codec",
              raw=("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="image"; '
                   b'filename="caf\xe9.jpg"\r\nContent-Type: image/jpeg\r\n\r\n' + data + b"\r\n--b--\r\n")),
-        Case("multipart without its boundary", 400, "the multipart form could not be read",
+        Case("multipart without its boundary", 400, "the form could not be read",
              raw=("multipart/form-data", b"--b\r\n\r\n--b--\r\n")),
         photo_case("unknown parameter", 400, "unknown parameter(s): colour", data, colour="red"),
         photo_case("k = 0", 400, "k must be between 1 and 500", data, k="0"),

@@ -88,8 +88,10 @@ def test_a_weak_match_judges_the_most_similar_result_not_the_first(service):
     assert names(result) == ["a1", "b1", "b2"]
     assert result.best_similarity == pytest.approx(84.875, abs=1e-3) and not result.weak
     weak = service.search_images([Image.new("RGB", (8, 8))], policy=replace(policy, min_similarity=84.9))[0]
-    # 84.875 under 84.9: rounded down and up, never "84.9 % similar (a match is close from 84.9 %)".
-    assert "the best match is only 84.8 % similar (a match is close from 84.9 %)" in format_result(weak)
+    # 84.875 under 84.9: not "84.9 % similar (a match is close from 84.9 %)", but to a decimal more.
+    assert "the best match is only 84.88 % similar (a match is close from 84.90 %)" in format_result(weak)
+    assert "the best match is only 84.9 % similar (a match is close from 85.0 %)" in format_result(
+        service.search_images([Image.new("RGB", (8, 8))], policy=replace(policy, min_similarity=85.0))[0])
 
 
 @pytest.mark.parametrize("setting, calibrated, applied", [(None, 90.0, 90.0), (None, 80.0, 80.0), (80.0, 90.0, 80.0),

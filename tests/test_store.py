@@ -127,6 +127,13 @@ def test_metadata_with_quotes_and_unicode_round_trips(store):
     assert store.products([pid]) == {pid: info}
 
 
+def test_a_null_metadata_cell_stored_by_an_older_loader_reads_as_absent(store):
+    store.add_products([product("Bags", "a", [1, 0], {"colour": "red", "size": None})])
+    [(pid, info)] = store.category_vectors("Bags", "v1").products.items()
+    assert info.metadata == {"colour": "red"} and store.products([pid])[pid].metadata == {"colour": "red"}
+    assert [p.metadata for p in store.list_products("Bags")] == [{"colour": "red"}]
+
+
 def test_a_batch_the_server_rolled_back_to_end_a_deadlock_is_stored_on_the_next_attempt(store, monkeypatch):
     from sqlalchemy.exc import InternalError
 

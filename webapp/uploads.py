@@ -39,8 +39,8 @@ class InMemoryRequest(Request):
         try:
             super()._load_form_data()
         except ValueError as e:  # a part's header not UTF-8, no boundary, a truncated part, …
-            raise UploadError(400, f"the multipart form could not be read ({e}): send the photo as the multipart "
-                                   "file field 'image'") from None
+            raise UploadError(400, f"the form could not be read ({e}): send the photo as the multipart file field "
+                                   "'image'") from None
         except RequestEntityTooLarge as e:
             if self.content_length is not None and self.content_length <= (self.max_content_length or 0):
                 # Werkzeug's form limits, not the size of the request: say so, not "the image is too large".
