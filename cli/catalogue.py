@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import shlex
 from collections.abc import Collection, Iterable, Iterator
@@ -77,9 +76,11 @@ def _renamed_folders(store, files, categories: list[str], flat: str | None) -> d
 
 def _pictures(paths: Iterable[Path]) -> Iterator[str]:
     """The SHA-256 of each readable file (the ingest reports the others)."""
+    from model.card import file_sha256
+
     for path in paths:
         with contextlib.suppress(OSError):
-            yield hashlib.sha256(path.read_bytes()).hexdigest()
+            yield file_sha256(path)
 
 
 def _sync(store, categories: list[str], hashes: Collection[str], delete: bool) -> None:
